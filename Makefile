@@ -1,0 +1,37 @@
+# Each target bootstraps .venv (Python 3.11) and installs the project when it is missing or out of date.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Offline: no analytics, no telemetry.
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export TF_CPP_MIN_LOG_LEVEL := 3
+
+.PHONY: run test serve ui bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## train the default forecaster on the embedded data
+	$(BIN)/pricecast train $(ARGS)
+
+test: $(STAMP)  ## the whole test suite
+	$(BIN)/python -m pytest $(ARGS)
+
+serve: $(STAMP)  ## serve the deployments (schedules and manual triggers) until stopped
+	$(BIN)/pricecast serve $(ARGS)
+
+ui: $(STAMP)  ## the MLflow UI on http://127.0.0.1:5000
+	$(BIN)/pricecast ui $(ARGS)
+
+bench: $(STAMP)  ## the seed's configuration over several seeds (slow)
+	$(BIN)/python bench/seed_spread.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Prefect flows: short recipes of task calls, and the `pricecast` command line."""

@@ -1,0 +1,161 @@
+"""The one config object: a pydantic model with one group per pipeline stage.
+
+It is the flows' parameter, so Prefect validates it and shows it in its UI. The CLI and an
+optional YAML file fill it (`flows.cli`); each task receives only its own group.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: The repository root (the package is installed in editable mode by the Makefile).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+Column = Literal["open", "high", "low", "close", "volume"]
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Group):
+    """Where prices come from."""
+
+    path: Path | None = Field(None, description="Price file to train on; empty = the embedded default (bokeh_sampledata stocks).")
+    ticker: str | None = Field(None, description="Ticker: picks one from a multi-ticker file; names the store file and the experiment.")
+    target: Column = Field("open", description="Price column to forecast.")
+
+    @field_validator("ticker")
+    @classmethod
+    def _upper(cls, v: str | None) -> str | None:
+        return v.strip().upper() if v else v
+
+
+class SplitConfig(_Group):
+    """How the test days are chosen: a separate file (the seed's way) or the last N trading days."""
+
+    test_path: Path | None = Field(None, description="Separate test file; when empty the last test_days of the data are held out.")
+    test_days: int = Field(16, ge=1, description="Trading days held out for testing when there is no test file.")
+
+
+class ScalingConfig(_Group):
+    """MinMax scaling, fitted on the training part only."""
+
+    feature_min: float = 0.0
+    feature_max: float = 1.0
+
+
+class WindowConfig(_Group):
+    """Many-to-one windows: `lookback` past days -> the next day."""
+
+    lookback: int = Field(60, ge=1, description="Past trading days fed to the network per prediction.")
+
+
+class ModelConfig(_Group):
+    """The recurrent network: one recurrent layer then Dense(1), linear output."""
+
+    cell: Literal["SimpleRNN", "LSTM", "GRU"] = "SimpleRNN"
+    units: int = Field(5, ge=1)
+
+
+class TrainingConfig(_Group):
+    """Adam on mean squared error, as in the seed."""
+
+    epochs: int = Field(100, ge=0)
+    batch_size: int = Field(100, ge=1)
+    validation_split: float = Field(0.1, ge=0.0, lt=1.0)
+    learning_rate: float = Field(0.001, gt=0.0)
+    seed: int = Field(42, description="Seeds Python, NumPy and TensorFlow; the same seed gives the same numbers.")
+
+
+class TrackingConfig(_Group):
+    """MLflow: where runs and models go."""
+
+    tracking_uri: str | None = Field(None, description="Empty: MLFLOW_TRACKING_URI, else SQLite in <home>/mlruns/mlflow.db.")
+    experiment_prefix: str = Field("pricecast", description="Experiments are named '<prefix>-<TICKER>'.")
+    ui_port: int = Field(5000, ge=1, le=65535, description="Port of the MLflow UI, used in run links.")
+
+
+class PromotionConfig(_Group):
+    """Champion/challenger: when a retrained model takes the 'champion' alias."""
+
+    holdout_days: int = Field(16, ge=1, description="Latest trading days on which champion and challenger are compared.")
+    margin: float = Field(0.0, ge=0.0, description="Relative MAE improvement the challenger needs over the champion (0.02 = 2%).")
+    naive_gate: bool = Field(True, description="A challenger must beat the naive forecast (tomorrow = today) to be promoted.")
+
+
+class ScheduleConfig(_Group):
+    """When `pricecast serve` runs the retrain deployment."""
+
+    cron: str = Field("30 17 * * 1-5", description="Retrain schedule: by default each weekday after the US market close.")
+    timezone: str = "America/New_York"
+    pause_on_shutdown: bool = Field(False, description="Pause the schedules when `pricecast serve` stops.")
+
+
+class Config(BaseModel):
+    """Everything a run depends on. Defaults are the seed's choices."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    home: Path | None = Field(None, description="Folder holding data/ and mlruns/; empty = PRICECAST_HOME, else the project root.")
+    data: DataConfig = DataConfig()
+    split: SplitConfig = SplitConfig()
+    scaling: ScalingConfig = ScalingConfig()
+    window: WindowConfig = WindowConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    promotion: PromotionConfig = PromotionConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+
+    def paths(self) -> Paths:
+        """The store locations, anchored once at the home folder."""
+        home = self.home or os.environ.get("PRICECAST_HOME") or PROJECT_ROOT
+        return Paths(root=Path(home).expanduser().resolve())
+
+    def flat(self) -> dict[str, Any]:
+        """The whole config as `group.field -> value`, for MLflow params."""
+        out: dict[str, Any] = {"home": str(self.paths().root)}
+        for group, values in self.model_dump(exclude={"home"}).items():
+            for key, value in values.items():
+                out[f"{group}.{key}"] = "" if value is None else value
+        return out
+
+
+class Paths(BaseModel):
+    """Resolved store locations under one home folder."""
+
+    root: Path
+
+    @property
+    def prices(self) -> Path:
+        return self.root / "data" / "prices"
+
+    @property
+    def incoming(self) -> Path:
+        return self.root / "data" / "incoming"
+
+    @property
+    def mlruns(self) -> Path:
+        return self.root / "mlruns"
+
+    def store_file(self, ticker: str) -> Path:
+        return self.prices / f"{ticker}.csv"
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML config file into a nested dict (groups -> fields)."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"Config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"Config file {path} must hold a mapping of groups, not {type(loaded).__name__}")
+    return loaded

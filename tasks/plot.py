@@ -1,0 +1,43 @@
+"""Figures of a run. They are returned, never saved: the tracking module logs them."""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+
+def loss_figure(history: dict[str, list[float]], title: str) -> Figure:
+    """Training and validation loss per epoch (scaled MSE, log axis)."""
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    for key, colour, label in (("loss", "tab:blue", "training"), ("val_loss", "tab:red", "validation")):
+        if history.get(key):
+            ax.plot(range(1, len(history[key]) + 1), history[key], color=colour, label=label)
+    ax.set(title=title, xlabel="epoch", ylabel="loss (MSE, scaled)")
+    if any(history.values()):
+        ax.set_yscale("log")
+        ax.legend()
+    return fig
+
+
+def forecast_figure(predictions: pd.DataFrame, title: str, unit: str) -> Figure:
+    """Real against predicted price, with the naive forecast beside them."""
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(predictions["date"], predictions["actual"], color="tab:red", marker="o", label="real")
+    ax.plot(predictions["date"], predictions["predicted"], color="tab:blue", marker="o", label="predicted (model)")
+    ax.plot(predictions["date"], predictions["naive"], color="tab:gray", linestyle="--", label="naive (yesterday's value)")
+    ax.set(title=title, xlabel="date", ylabel=unit)
+    ax.legend()
+    fig.autofmt_xdate()
+    return fig
+
+
+@task(name="plot", cache_policy=NO_CACHE)
+def plot(history: dict[str, list[float]], predictions: pd.DataFrame, ticker: str, target: str) -> dict[str, Figure]:
+    return {
+        "loss.png": loss_figure(history, f"{ticker}: loss per epoch"),
+        "forecast.png": forecast_figure(predictions, f"{ticker}: real and predicted {target}", f"{target} price"),
+    }

@@ -1,0 +1,53 @@
+"""MinMax scaling, fitted on the training days only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from sklearn.preprocessing import MinMaxScaler
+
+from tasks.config import ScalingConfig
+from tasks.ingest import DataError
+from tasks.split import Split
+
+
+def fit_scaler(values: np.ndarray, config: ScalingConfig) -> MinMaxScaler:
+    """Fit a MinMaxScaler on a 1-D series of training values.
+
+    Raises:
+        DataError: no values, or a range that is not increasing.
+    """
+    if config.feature_min >= config.feature_max:
+        raise DataError(f"Scaling range ({config.feature_min}, {config.feature_max}) is not increasing")
+    values = np.asarray(values, dtype="float64").reshape(-1, 1)
+    if len(values) == 0:
+        raise DataError("There are no training values to fit the scaler on")
+    return MinMaxScaler(feature_range=(config.feature_min, config.feature_max)).fit(values)
+
+
+def transform(scaler: MinMaxScaler, values: np.ndarray) -> np.ndarray:
+    """Scale a 1-D series with a fitted scaler."""
+    return scaler.transform(np.asarray(values, dtype="float64").reshape(-1, 1)).ravel()
+
+
+def inverse(scaler: MinMaxScaler, values: np.ndarray) -> np.ndarray:
+    """Back from scaled values to price units."""
+    return scaler.inverse_transform(np.asarray(values, dtype="float64").reshape(-1, 1)).ravel()
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """The fitted scaler and the scaled training and test values of the target column."""
+
+    scaler: MinMaxScaler
+    train: np.ndarray
+    test: np.ndarray
+
+
+@task(name="scale", cache_policy=NO_CACHE)
+def scale(split: Split, target: str, config: ScalingConfig) -> Scaled:
+    scaler = fit_scaler(split.train[target].to_numpy(), config)
+    return Scaled(scaler, transform(scaler, split.train[target].to_numpy()), transform(scaler, split.test[target].to_numpy()))

@@ -1,0 +1,55 @@
+"""Chronological split into training and test days."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.config import SplitConfig
+from tasks.ingest import DataError, PriceFile
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training days, then test days, both canonical frames in date order."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+
+
+def split_last_days(frame: pd.DataFrame, test_days: int, name: str) -> Split:
+    """Hold out the last `test_days` trading days.
+
+    Raises:
+        DataError: the frame has no more rows than the test days need.
+    """
+    if len(frame) <= test_days:
+        raise DataError(f"{name} has {len(frame)} rows: too few to hold out {test_days} test days and train on the rest")
+    return Split(frame.iloc[:-test_days].reset_index(drop=True), frame.iloc[-test_days:].reset_index(drop=True))
+
+
+def split_by_file(train: pd.DataFrame, test: pd.DataFrame, train_name: str, test_name: str) -> Split:
+    """Use a separate test file (the seed's way); its days must all come after the training days.
+
+    Raises:
+        DataError: the test file is empty or overlaps the training period.
+    """
+    if test.empty:
+        raise DataError(f"Test file {test_name} has no rows")
+    if not train.empty and test["date"].iloc[0] <= train["date"].iloc[-1]:
+        raise DataError(
+            f"Test file {test_name} starts on {test['date'].iloc[0]:%Y-%m-%d}, not after the last training day "
+            f"{train['date'].iloc[-1]:%Y-%m-%d} of {train_name}"
+        )
+    return Split(train.reset_index(drop=True), test.reset_index(drop=True))
+
+
+@task(name="split", cache_policy=NO_CACHE)
+def split(prices: PriceFile, test: PriceFile | None, config: SplitConfig) -> Split:
+    """Split by the test file when there is one, else by the last N trading days."""
+    if test is not None:
+        return split_by_file(prices.frame, test.frame, prices.source, test.source)
+    return split_last_days(prices.frame, config.test_days, prices.source)

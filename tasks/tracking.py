@@ -1,0 +1,217 @@
+"""Every MLflow call of the project: runs, params, metrics, artifacts, registry and aliases.
+
+Stages return values (metrics, figures, a fitted scaler); this module records them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import joblib
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.models import infer_signature
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.config import PROJECT_ROOT, Config, Paths, TrackingConfig
+from tasks.ingest import digest
+from tasks.forecaster import PriceForecaster, windows_frame
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from sklearn.preprocessing import MinMaxScaler
+
+    from tasks.evaluate import Evaluation
+    from tasks.ingest import PriceFile
+    from tasks.split import Split
+    from tasks.train import Fitted
+
+CHAMPION = "champion"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Where a training run landed: the run, its link, its metrics and its model version."""
+
+    run_id: str
+    experiment_id: str
+    url: str
+    model_name: str
+    version: str
+    metrics: dict[str, float]
+
+
+def tracking_uri(config: TrackingConfig, paths: Paths) -> str:
+    """The config's URI, else MLFLOW_TRACKING_URI, else SQLite inside `<home>/mlruns`."""
+    return config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.mlruns / 'mlflow.db'}"
+
+
+def connect(config: TrackingConfig, paths: Paths) -> str:
+    """Point MLflow's tracking and registry at the store; returns the URI."""
+    uri = tracking_uri(config, paths)
+    if uri.startswith("sqlite:///"):
+        paths.mlruns.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def experiment_name(config: TrackingConfig, ticker: str) -> str:
+    return f"{config.experiment_prefix}-{ticker}"
+
+
+def model_name(ticker: str) -> str:
+    return f"pricecast-{ticker}"
+
+
+def ensure_experiment(name: str, paths: Paths) -> str:
+    """The experiment's id, creating it with artifacts under `<home>/mlruns/artifacts` for a local store."""
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    local = mlflow.get_tracking_uri().startswith("sqlite:")
+    location = (paths.mlruns / "artifacts").as_uri() if local else None
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def run_url(config: TrackingConfig, experiment_id: str, run_id: str) -> str:
+    """Link to a run in the MLflow UI: the tracking server's, or `pricecast ui`'s."""
+    uri = mlflow.get_tracking_uri()
+    base = uri.rstrip("/") if uri.startswith("http") else f"http://127.0.0.1:{config.ui_port}"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def code_version() -> str:
+    """The git commit of the code (with `-dirty` for local changes), or the package version."""
+    try:
+        commit = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return f"pricecast {package_version('pricecast')}"
+    return commit + ("-dirty" if dirty else "")
+
+
+def date_range(frame: pd.DataFrame) -> str:
+    return f"{frame['date'].iloc[0]:%Y-%m-%d}..{frame['date'].iloc[-1]:%Y-%m-%d}"
+
+
+@contextmanager
+def training_run(config: Config, prices: PriceFile, split: Split, flow_run_id: str | None) -> Iterator[mlflow.ActiveRun]:
+    """Open a run with the config as params and the data as tags and inputs.
+
+    A failure inside the block ends the run FAILED, with the error as the `error` tag.
+    """
+    paths = config.paths()
+    experiment_id = ensure_experiment(experiment_name(config.tracking, prices.ticker), paths)
+    name = f"{config.model.cell}({config.model.units}) seed {config.training.seed}"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name) as run:
+        try:
+            mlflow.set_tags(
+                {
+                    "ticker": prices.ticker,
+                    "target": config.data.target,
+                    "data.source": prices.source,
+                    "data.train_range": date_range(split.train),
+                    "data.test_range": date_range(split.test),
+                    "data.rows": str(len(split.train) + len(split.test)),
+                    "data_digest": digest(pd.concat([split.train, split.test])),
+                    "code_version": code_version(),
+                    "prefect.flow_run_id": flow_run_id or "",
+                }
+            )
+            mlflow.log_params(config.flat())
+            for context, frame in (("training", split.train), ("testing", split.test)):
+                dataset = mlflow.data.from_pandas(frame, source=prices.source, name=f"{prices.ticker}-{context}", targets=config.data.target)
+                mlflow.log_input(dataset, context=context)
+            yield run
+        except BaseException as exc:
+            mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+            raise
+
+
+def log_history(history: dict[str, list[float]]) -> None:
+    """Loss and validation loss of every epoch, as metric history (step = epoch)."""
+    client = MlflowClient()
+    run_id = mlflow.active_run().info.run_id
+    metrics = [
+        mlflow.entities.Metric(key, value, 0, step) for key, values in history.items() for step, value in enumerate(values, start=1)
+    ]
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+
+def log_results(
+    config: Config,
+    ticker: str,
+    fitted: Fitted,
+    evaluation: Evaluation,
+    figures: dict[str, Figure],
+    scaler: MinMaxScaler,
+    x_test: np.ndarray,
+) -> RunRecord:
+    """Log metrics, plots, predictions, scaler and model; register the model as a new version last.
+
+    Registration is the last step, so a run that fails earlier leaves the registry untouched.
+    """
+    run = mlflow.active_run()
+    log_history(fitted.history)
+    mlflow.log_metrics(evaluation.metrics)
+    for name, figure in figures.items():
+        mlflow.log_figure(figure, f"plots/{name}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        evaluation.predictions.to_csv(folder / "predictions.csv", index=False, date_format="%Y-%m-%d")
+        mlflow.log_artifact(str(folder / "predictions.csv"))
+        joblib.dump(scaler, folder / "scaler.joblib")
+        mlflow.log_artifact(str(folder / "scaler.joblib"))
+        fitted.model.save(folder / "network.keras")
+        example = windows_frame(scaler.inverse_transform(x_test.reshape(-1, 1)).reshape(x_test.shape[:2]))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=PriceForecaster(),
+            artifacts={"network": str(folder / "network.keras"), "scaler": str(folder / "scaler.joblib")},
+            signature=infer_signature(example, evaluation.predictions["predicted"].to_numpy()),
+            pip_requirements=[f"{p}=={package_version(p)}" for p in ("mlflow", "tensorflow", "scikit-learn", "pandas", "joblib")],
+        )
+    name = model_name(ticker)
+    version = register(info.model_uri, name, run.info.run_id, config, evaluation.metrics)
+    url = run_url(config.tracking, run.info.experiment_id, run.info.run_id)
+    return RunRecord(run.info.run_id, run.info.experiment_id, url, name, version.version, evaluation.metrics)
+
+
+def register(model_uri: str, name: str, run_id: str, config: Config, metrics: dict[str, float]) -> ModelVersion:
+    """A new version of `name`, described and tagged with what it was trained on."""
+    run = mlflow.get_run(run_id)
+    version = mlflow.register_model(model_uri, name, tags={"data_digest": run.data.tags["data_digest"], "ticker": run.data.tags["ticker"]})
+    description = (
+        f"{config.model.cell}({config.model.units}) on {run.data.tags['ticker']} {config.data.target}, "
+        f"trained {run.data.tags['data.train_range']}, tested {run.data.tags['data.test_range']}: "
+        f"MAE {metrics['mae']:.4g} vs naive {metrics['naive_mae']:.4g} (skill {metrics['skill']:+.3f})"
+    )
+    MlflowClient().update_model_version(name, version.version, description=description)
+    return version
+
+
+@task(name="log-and-register", cache_policy=NO_CACHE)
+def track(
+    config: Config, ticker: str, fitted: Fitted, evaluation: Evaluation, figures: dict[str, Figure], scaler: MinMaxScaler, x_test: np.ndarray
+) -> RunRecord:
+    return log_results(config, ticker, fitted, evaluation, figures, scaler, x_test)
+
+
+def load_forecaster(name: str, version: str) -> mlflow.pyfunc.PyFuncModel:
+    """A registered version (a number, or `@alias`) as a pyfunc model."""
+    uri = f"models:/{name}@{version[1:]}" if version.startswith("@") else f"models:/{name}/{version}"
+    return mlflow.pyfunc.load_model(uri)

@@ -1,0 +1,66 @@
+"""The recurrent network: built from the config, trained with a seed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.config import ModelConfig, TrainingConfig
+
+if TYPE_CHECKING:  # TensorFlow is imported only when a model is built: it takes seconds.
+    import keras
+
+
+@dataclass
+class Fitted:
+    """A trained model and its per-epoch history (`loss`, and `val_loss` when validating)."""
+
+    model: keras.Model
+    history: dict[str, list[float]]
+
+
+def build_model(config: ModelConfig, lookback: int, learning_rate: float) -> keras.Model:
+    """`<cell>(units) -> Dense(1)`, linear output, compiled with Adam on mean squared error."""
+    import keras
+
+    cell = {"SimpleRNN": keras.layers.SimpleRNN, "LSTM": keras.layers.LSTM, "GRU": keras.layers.GRU}[config.cell]
+    model = keras.Sequential([keras.Input(shape=(lookback, 1)), cell(config.units), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mean_squared_error")
+    return model
+
+
+def fit_model(x: np.ndarray, y: np.ndarray, model_config: ModelConfig, config: TrainingConfig) -> Fitted:
+    """Build and train a model; the same seed gives the same weights.
+
+    Seeds Python, NumPy and TensorFlow and turns on TensorFlow's deterministic ops.
+    """
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    model = build_model(model_config, x.shape[1], config.learning_rate)
+    history = model.fit(
+        x,
+        y,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        validation_split=config.validation_split,
+        shuffle=True,
+        verbose=0,
+    )
+    return Fitted(model, {k: [float(v) for v in values] for k, values in history.history.items()})
+
+
+def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """Scaled predictions, one per window."""
+    return model.predict(x, verbose=0).ravel()
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train(x: np.ndarray, y: np.ndarray, model_config: ModelConfig, config: TrainingConfig) -> Fitted:
+    return fit_model(x, y, model_config, config)

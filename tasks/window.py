@@ -1,0 +1,55 @@
+"""Many-to-one windows: `lookback` past values -> the value `horizon` steps later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.ingest import DataError
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Scaled network inputs (samples, lookback, 1) and targets (samples,)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def make_windows(series: np.ndarray, lookback: int, horizon: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a 1-D series into (X, y): X[i] = series[i : i+lookback], y[i] = series[i+lookback+horizon-1].
+
+    Raises:
+        DataError: the series is too short for even one window.
+    """
+    series = np.asarray(series, dtype="float32").ravel()
+    if lookback < 1 or horizon < 1:
+        raise ValueError(f"lookback ({lookback}) and horizon ({horizon}) must be at least 1")
+    count = len(series) - lookback - horizon + 1
+    if count < 1:
+        raise DataError(f"{len(series)} rows are fewer than a lookback of {lookback} days plus {horizon} to predict needs")
+    x = np.lib.stride_tricks.sliding_window_view(series[: count + lookback - 1], lookback)
+    return x[..., np.newaxis].copy(), series[lookback + horizon - 1 :].copy()
+
+
+def holdout_windows(train: np.ndarray, test: np.ndarray, lookback: int) -> tuple[np.ndarray, np.ndarray]:
+    """One window per test value, starting from the last `lookback` training values (the seed's way).
+
+    Raises:
+        DataError: fewer training values than the lookback.
+    """
+    if len(train) < lookback:
+        raise DataError(f"{len(train)} training rows are fewer than the lookback of {lookback} days")
+    return make_windows(np.concatenate([np.asarray(train)[-lookback:], np.asarray(test)]), lookback)
+
+
+@task(name="window", cache_policy=NO_CACHE)
+def window(train: np.ndarray, test: np.ndarray, lookback: int) -> Windows:
+    x_train, y_train = make_windows(train, lookback)
+    x_test, y_test = holdout_windows(train, test, lookback)
+    return Windows(x_train, y_train, x_test, y_test)
