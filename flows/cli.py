@@ -70,6 +70,8 @@ def build_config(args: argparse.Namespace) -> Config:
         elif "." in key:
             group, name = key.split(".", 1)
             values.setdefault(group, {})[name] = value
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        values.setdefault("tracking", {}).setdefault("tracking_uri", os.environ["MLFLOW_TRACKING_URI"])
     return Config.model_validate(values)
 
 

@@ -76,7 +76,7 @@ class TrainingConfig(_Group):
 class TrackingConfig(_Group):
     """MLflow: where runs and models go."""
 
-    tracking_uri: str | None = Field(None, description="Empty: MLFLOW_TRACKING_URI, else SQLite in <home>/mlruns/mlflow.db.")
+    tracking_uri: str | None = Field(None, description="Empty: SQLite in <home>/mlruns/mlflow.db. The CLI takes MLFLOW_TRACKING_URI when it is set.")
     experiment_prefix: str = Field("pricecast", description="Experiments are named '<prefix>-<TICKER>'.")
     ui_port: int = Field(5000, ge=1, le=65535, description="Port of the MLflow UI, used in run links.")
 

@@ -62,7 +62,7 @@ def _parse_dates(raw: pd.Series, name: str) -> pd.Series:
     if bad.any():
         i = bad.idxmax()
         raise DataError(f"Date {raw[i]!r} in {name} line {_line(i)}, column 'Date', is not a date (expected YYYY-MM-DD or M/D/YYYY)")
-    return dates
+    return dates.astype("datetime64[ns]")
 
 
 def _parse_numbers(raw: pd.Series, name: str, column: str, required: bool) -> pd.Series:

@@ -5,9 +5,9 @@ Stages return values (metrics, figures, a fitted scaler); this module records th
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +27,6 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.config import PROJECT_ROOT, Config, Paths, TrackingConfig
 from tasks.ingest import digest
-from tasks.forecaster import PriceForecaster, windows_frame
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
     from tasks.train import Fitted
 
 CHAMPION = "champion"
+FORECASTER_CODE = Path(__file__).with_name("forecaster.py")
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,20 @@ class RunRecord:
     metrics: dict[str, float]
 
 
+def windows_frame(x_prices: np.ndarray) -> pd.DataFrame:
+    """Windows in price units (samples, lookback[, 1]) as the registered model's input frame."""
+    x_prices = np.asarray(x_prices, dtype="float64").reshape(len(x_prices), -1)
+    lookback = x_prices.shape[1]
+    return pd.DataFrame(x_prices, columns=[f"t-{lag}" for lag in range(lookback, 0, -1)])
+
+
 def tracking_uri(config: TrackingConfig, paths: Paths) -> str:
-    """The config's URI, else MLFLOW_TRACKING_URI, else SQLite inside `<home>/mlruns`."""
-    return config.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.mlruns / 'mlflow.db'}"
+    """The config's URI, else SQLite inside `<home>/mlruns`.
+
+    MLFLOW_TRACKING_URI is read by the CLI into the config, not here: MLflow itself sets that
+    variable whenever a URI is set, so reading it here would carry one store into the next.
+    """
+    return config.tracking_uri or f"sqlite:///{paths.mlruns / 'mlflow.db'}"
 
 
 def connect(config: TrackingConfig, paths: Paths) -> str:
@@ -133,7 +144,9 @@ def training_run(config: Config, prices: PriceFile, split: Split, flow_run_id: s
             )
             mlflow.log_params(config.flat())
             for context, frame in (("training", split.train), ("testing", split.test)):
-                dataset = mlflow.data.from_pandas(frame, source=prices.source, name=f"{prices.ticker}-{context}", targets=config.data.target)
+                with warnings.catch_warnings():  # MLflow warns that a local path "can be interpreted in multiple ways"
+                    warnings.simplefilter("ignore", UserWarning)
+                    dataset = mlflow.data.from_pandas(frame, source=prices.source, name=f"{prices.ticker}-{context}", targets=config.data.target)
                 mlflow.log_input(dataset, context=context)
             yield run
         except BaseException as exc:
@@ -180,9 +193,10 @@ def log_results(
         example = windows_frame(scaler.inverse_transform(x_test.reshape(-1, 1)).reshape(x_test.shape[:2]))
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=PriceForecaster(),
+            python_model=FORECASTER_CODE,
             artifacts={"network": str(folder / "network.keras"), "scaler": str(folder / "scaler.joblib")},
             signature=infer_signature(example, evaluation.predictions["predicted"].to_numpy()),
+            input_example=example.head(1),
             pip_requirements=[f"{p}=={package_version(p)}" for p in ("mlflow", "tensorflow", "scikit-learn", "pandas", "joblib")],
         )
     name = model_name(ticker)

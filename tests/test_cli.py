@@ -1,0 +1,74 @@
+"""The config object, filled from flags and YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from flows.cli import build_config, config_fields, flag_name, parser
+from tasks.config import PROJECT_ROOT, Config
+
+
+def config_from(*argv: str) -> Config:
+    return build_config(parser().parse_args(["train", *argv]))
+
+
+def test_defaults_are_the_seeds_choices() -> None:
+    c = Config()
+    assert (c.window.lookback, c.model.cell, c.model.units) == (60, "SimpleRNN", 5)
+    assert (c.training.epochs, c.training.batch_size, c.training.validation_split) == (100, 100, 0.1)
+    assert (c.scaling.feature_min, c.scaling.feature_max, c.data.target) == (0, 1, "open")
+
+
+def test_every_field_has_its_own_flag() -> None:
+    flags = [flag_name(group, name) for group, name, _ in config_fields()]
+    assert len(flags) == len(set(flags)) > 20
+
+
+def test_flags_fill_the_config(tmp_path: Path) -> None:
+    c = config_from("--epochs", "2", "--seed", "3", "--units", "8", "--cell", "LSTM", "--data", "a.csv", "--test-data", "b.csv",
+                    "--ticker", "tata", "--target", "close", "--no-naive-gate", "--home", str(tmp_path))
+    assert (c.training.epochs, c.training.seed, c.model.units, c.model.cell) == (2, 3, 8, "LSTM")
+    assert (c.data.path, c.split.test_path, c.data.ticker, c.data.target) == (Path("a.csv"), Path("b.csv"), "TATA", "close")
+    assert c.promotion.naive_gate is False
+    assert c.paths().root == tmp_path.resolve()
+
+
+def test_yaml_file_then_flags_override_it(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("training:\n  epochs: 7\n  seed: 1\nmodel:\n  cell: GRU\n")
+    c = config_from("--config", str(path), "--seed", "9")
+    assert (c.training.epochs, c.training.seed, c.model.cell) == (7, 9, "GRU")
+
+
+def test_bad_values_are_refused_with_their_name(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="epochs"):
+        config_from("--epochs", "many")
+    path = tmp_path / "c.yaml"
+    path.write_text("training:\n  epoch: 7\n")
+    with pytest.raises(ValidationError, match="epoch"):
+        config_from("--config", str(path))
+    with pytest.raises(SystemExit):
+        config_from("--cell", "Transformer")
+
+
+def test_home_from_environment_or_project_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PRICECAST_HOME", raising=False)
+    assert Config().paths().root == PROJECT_ROOT
+    monkeypatch.setenv("PRICECAST_HOME", str(tmp_path))
+    assert Config().paths().prices == tmp_path.resolve() / "data" / "prices"
+
+
+def test_flat_params_name_every_field() -> None:
+    flat = Config().flat()
+    assert flat["training.epochs"] == 100 and flat["model.cell"] == "SimpleRNN" and flat["data.path"] == ""
+
+
+def test_mlflow_tracking_uri_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert config_from().tracking.tracking_uri == "http://127.0.0.1:5999"
+    assert config_from("--tracking-uri", "sqlite:///x.db").tracking.tracking_uri == "sqlite:///x.db"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert config_from().tracking.tracking_uri is None

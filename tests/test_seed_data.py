@@ -1,0 +1,45 @@
+"""The seed's files give the seed's 16 test days in date order, whatever their row order or date format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tasks.config import Config
+from tasks.ingest import pick_ticker, read_prices
+from tasks.scale import fit_scaler, transform
+from tasks.split import split_by_file
+from tasks.window import holdout_windows, make_windows
+
+
+def variant(source: Path, folder: Path, shuffle: bool, us_dates: bool) -> Path:
+    frame = pd.read_csv(source)
+    if shuffle:
+        frame = frame.sample(frac=1, random_state=0)
+    if us_dates:
+        frame["Date"] = pd.to_datetime(frame["Date"]).map(lambda d: f"{d.month}/{d.day}/{d.year}")
+    path = folder / f"{source.stem}-{shuffle}-{us_dates}.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("shuffle,us_dates", [(False, False), (True, False), (False, True), (True, True)])
+def test_seed_configuration_gives_16_test_days(shared_data: Path, tmp_path: Path, shuffle: bool, us_dates: bool) -> None:
+    config = Config()
+    train_path = variant(shared_data / "NSETATAGLOBAL.csv", tmp_path, shuffle, us_dates)
+    test_path = variant(shared_data / "tatatest.csv", tmp_path, shuffle, us_dates)
+    train = pick_ticker(read_prices(train_path), train_path, "TATA").frame
+    test = pick_ticker(read_prices(test_path), test_path, "TATA").frame
+    parts = split_by_file(train, test, train_path.name, test_path.name)
+    assert len(parts.train) == 2035
+    assert parts.test["date"].dt.strftime("%Y-%m-%d").tolist()[:3] == ["2018-10-01", "2018-10-03", "2018-10-04"]
+    assert parts.test["date"].iloc[-1] == pd.Timestamp("2018-10-24") and parts.test["date"].is_monotonic_increasing
+    scaler = fit_scaler(parts.train["open"].to_numpy(), config.scaling)
+    x_train, _ = make_windows(transform(scaler, parts.train["open"].to_numpy()), config.window.lookback)
+    x_test, y_test = holdout_windows(transform(scaler, parts.train["open"].to_numpy()), transform(scaler, parts.test["open"].to_numpy()), config.window.lookback)
+    assert x_train.shape == (1975, 60, 1)  # the seed's range(60, 2035)
+    assert x_test.shape == (16, 60, 1)
+    # The first test window is the last 60 training days by date: it ends on 2018-09-28's open, 234.05.
+    assert scaler.inverse_transform(x_test[0, -1:, :])[0, 0] == pytest.approx(234.05, abs=1e-3)

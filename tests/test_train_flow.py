@@ -1,0 +1,175 @@
+"""The whole `train` flow on a slice of the seed's real prices: Prefect test harness, MLflow in a temp folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from flows.train import train
+from tasks.config import Config, DataConfig, SplitConfig, TrainingConfig, WindowConfig
+from tasks.tracking import RunRecord
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+
+
+@pytest.fixture(scope="module")
+def slice_files(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The newest 150 training days as the NSE export has them, and the test file shuffled with M/D/YYYY dates."""
+    folder = tmp_path_factory.mktemp("slice")
+    train_file = folder / "tata.csv"
+    train_file.write_text("\n".join((shared_data / "NSETATAGLOBAL.csv").read_text().splitlines()[:151]) + "\n")
+    test = pd.read_csv(shared_data / "tatatest.csv").sample(frac=1, random_state=1)
+    test["Date"] = pd.to_datetime(test["Date"]).map(lambda d: f"{d.month}/{d.day}/{d.year}")
+    test_file = folder / "tatatest-us.csv"
+    test.to_csv(test_file, index=False)
+    return train_file, test_file
+
+
+def tiny_config(home: Path, files: tuple[Path, Path], seed: int = 7) -> Config:
+    return Config(
+        home=home,
+        data=DataConfig(path=files[0], ticker="TATA"),
+        split=SplitConfig(test_path=files[1]),
+        window=WindowConfig(lookback=60),
+        training=TrainingConfig(epochs=2, batch_size=32, seed=seed),
+    )
+
+
+@pytest.fixture(scope="module")
+def first_run(slice_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, RunRecord]:
+    config = tiny_config(tmp_path_factory.mktemp("home"), slice_files)
+    return config, train(config)
+
+
+def client_for(config: Config) -> MlflowClient:
+    uri = f"sqlite:///{config.paths().mlruns / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_run_params_metrics_and_history(first_run: tuple[Config, RunRecord]) -> None:
+    config, record = first_run
+    run = client_for(config).get_run(record.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["training.epochs"] == "2" and run.data.params["model.cell"] == "SimpleRNN"
+    assert run.data.params["window.lookback"] == "60" and run.data.params["data.ticker"] == "TATA"
+    for key in ("mse", "mae", "rmse", "mape", "naive_mse", "naive_mae", "naive_rmse", "naive_mape", "skill"):
+        assert np.isfinite(run.data.metrics[key]), key
+    # The naive forecast on the seed's 16 test days: the numbers DESIGN.md quotes.
+    assert run.data.metrics["naive_mse"] == pytest.approx(35.17, abs=0.01)
+    assert run.data.metrics["naive_mae"] == pytest.approx(4.709, abs=0.001)
+    history = client_for(config).get_metric_history(record.run_id, "loss")
+    assert [m.step for m in history] == [1, 2]
+    assert len(client_for(config).get_metric_history(record.run_id, "val_loss")) == 2
+    tags = run.data.tags
+    assert tags["ticker"] == "TATA" and tags["data.test_range"] == "2018-10-01..2018-10-24"
+    assert tags["data.train_range"] == "2018-02-21..2018-09-28" and len(tags["data_digest"]) == 64
+    assert tags["prefect.flow_run_id"] and tags["code_version"]
+    assert run.info.experiment_id == record.experiment_id
+    assert client_for(config).get_experiment(record.experiment_id).name == "pricecast-TATA"
+
+
+def test_artifacts_and_inputs(first_run: tuple[Config, RunRecord]) -> None:
+    config, record = first_run
+    client = client_for(config)
+    top = {a.path for a in client.list_artifacts(record.run_id)}
+    assert {"plots", "predictions.csv", "scaler.joblib"} <= top
+    assert {a.path for a in client.list_artifacts(record.run_id, "plots")} == {"plots/loss.png", "plots/forecast.png"}
+    local = Path(client.download_artifacts(record.run_id, "plots/forecast.png"))
+    assert local.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    inputs = client.get_run(record.run_id).inputs.dataset_inputs
+    contexts = {tag.value for i in inputs for tag in i.tags if tag.key == "mlflow.data.context"}
+    assert contexts == {"training", "testing"}
+    # Artifacts live inside <home>/mlruns/artifacts, as DESIGN.md says.
+    assert str(config.paths().mlruns / "artifacts") in client.get_run(record.run_id).info.artifact_uri
+
+
+def test_predictions_are_the_16_test_days_in_date_order(first_run: tuple[Config, RunRecord]) -> None:
+    config, record = first_run
+    path = client_for(config).download_artifacts(record.run_id, "predictions.csv")
+    predictions = pd.read_csv(path)
+    assert predictions.columns.tolist() == ["date", "actual", "predicted", "naive"]
+    assert len(predictions) == 16
+    assert predictions["date"].iloc[0] == "2018-10-01" and predictions["date"].iloc[-1] == "2018-10-24"
+    assert predictions["date"].is_monotonic_increasing
+
+
+def test_registered_version_loads_in_a_new_process_and_predicts_the_same(first_run: tuple[Config, RunRecord], tmp_path: Path) -> None:
+    config, record = first_run
+    client = client_for(config)
+    version = client.get_model_version(record.model_name, record.version)
+    assert version.run_id == record.run_id and version.tags["data_digest"] == client.get_run(record.run_id).data.tags["data_digest"]
+    assert "MAE" in version.description and "naive" in version.description
+    store = pd.read_csv(config.paths().store_file("TATA"))
+    opens = store["open"].to_numpy()
+    windows = np.lib.stride_tricks.sliding_window_view(opens, 60)[-17:-1]  # the windows before each test day
+    (tmp_path / "windows.json").write_text(json.dumps(windows.tolist()))
+    script = (
+        "import json, sys, mlflow, pandas as pd\n"
+        "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+        "x = pd.DataFrame(json.load(open(sys.argv[2])), columns=[f't-{i}' for i in range(60, 0, -1)])\n"
+        "print(json.dumps(model.predict(x).tolist()))\n"
+    )
+    env = {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    out = subprocess.run(
+        [sys.executable, "-c", script, f"models:/{record.model_name}/{record.version}", str(tmp_path / "windows.json")],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    predicted = json.loads(out.stdout.strip().splitlines()[-1])
+    expected = pd.read_csv(client.download_artifacts(record.run_id, "predictions.csv"))["predicted"].to_numpy()
+    np.testing.assert_allclose(predicted, expected, rtol=1e-5)
+
+
+def test_prefect_artifact_has_the_table_and_the_run_link(first_run: tuple[Config, RunRecord]) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    _, record = first_run
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["train-tata"])))
+    assert artifacts, "no Prefect artifact 'train-tata'"
+    assert "naive" in artifacts[0].data and record.run_id in artifacts[0].data and "| MAE |" in artifacts[0].data
+
+
+def test_same_seed_same_metrics_other_seed_other_metrics(first_run: tuple[Config, RunRecord], slice_files: tuple[Path, Path], tmp_path: Path) -> None:
+    config, record = first_run
+    again = train(tiny_config(tmp_path / "again", slice_files))
+    assert again.metrics == record.metrics
+    other = train(tiny_config(tmp_path / "other", slice_files, seed=8))
+    assert other.metrics["mae"] != record.metrics["mae"]
+
+
+def test_a_failing_flow_ends_its_run_failed_and_registers_nothing(slice_files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tasks.plot
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("plotting broke (injected)")
+
+    monkeypatch.setattr(tasks.plot, "forecast_figure", broken)
+    config = tiny_config(tmp_path, slice_files)
+    with pytest.raises(RuntimeError, match="injected"):
+        train(config)
+    client = client_for(config)
+    runs = client.search_runs([client.get_experiment_by_name("pricecast-TATA").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert "injected" in runs[0].data.tags["error"]
+    assert client.search_registered_models() == []
+
+
+def test_bad_data_stops_before_any_run(tmp_path: Path) -> None:
+    from tasks.ingest import DataError
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Date,Open,High,Low,Close\n2018-10-01,1,1,1,1\n2018-10-02,x,1,1,1\n")
+    with pytest.raises(DataError, match=r"Value 'x' in bad.csv line 3, column 'Open'"):
+        train(Config(home=tmp_path, data=DataConfig(path=bad)))
+    assert not (tmp_path / "data" / "prices").exists()
