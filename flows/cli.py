@@ -65,6 +65,8 @@ def build_config(args: argparse.Namespace) -> Config:
     """The config from the YAML file (if any), overridden by the flags given."""
     values: dict[str, Any] = load_yaml(args.config) if args.config else {}
     for key, value in vars(args).items():
+        if key in ("command", "config", "flow", "wait", "force"):
+            continue
         if key == "home":
             values["home"] = value
         elif "." in key:
@@ -103,17 +105,86 @@ def cmd_ui(config: Config, args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _tickers(config: Config) -> list[str] | None:
+    """`--ticker A` or `--ticker A,B` for the retrain flow; none means every ticker in the store."""
+    return [t.strip() for t in config.data.ticker.split(",") if t.strip()] if config.data.ticker else None
+
+
+def cmd_retrain(config: Config, args: argparse.Namespace) -> int:
+    from flows.retrain import retrain
+
+    decisions = retrain(config, _tickers(config), args.force)
+    for d in decisions:
+        print(f"{d.ticker}: {d.action}: {d.reason}")
+    if not decisions:
+        print(f"No tickers in {config.paths().prices}: run `pricecast train` or drop price files in {config.paths().incoming}")
+    return 0
+
+
+def cmd_status(config: Config, args: argparse.Namespace) -> int:
+    from tasks import tracking
+    from tasks.promote import store_tickers
+
+    tracking.connect(config.tracking, config.paths())
+    tickers = _tickers(config) or store_tickers(config.paths())
+    rows = [tracking.status(t) for t in tickers]
+    if not rows:
+        print(f"No tickers in {config.paths().prices} yet.")
+    for row in rows:
+        print(f"{row['ticker']}: champion {row['champion']}", end="")
+        if row["mae"]:
+            print(f" (MAE {row['mae']} vs naive {row['naive_mae']}; trained on {row['trained_on']})", end="")
+        print(f"\n  last retrain decision: {row['last_decision']}")
+    return 0
+
+
+def cmd_serve(config: Config, args: argparse.Namespace) -> int:
+    from flows.serve import serve
+
+    serve(config)
+    return 0
+
+
+def cmd_trigger(config: Config, args: argparse.Namespace) -> int:
+    from flows.serve import trigger
+
+    if args.flow == "retrain":
+        parameters: dict[str, Any] = {"tickers": _tickers(config), "force": args.force}
+    else:
+        parameters = {"config": config.model_dump(mode="json")}
+    run = trigger(config, args.flow, parameters, args.wait)
+    print(f"Flow run {run.name} ({run.id}) of {args.flow}: {run.state.name if run.state else 'scheduled'}")
+    return 0 if not args.wait or (run.state and run.state.is_completed()) else 1
+
+
+def _force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="retrain even when the store has not changed")
+
+
+def _trigger_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("flow", choices=["train", "retrain"], help="which served deployment to run")
+    p.add_argument("--wait", action="store_true", help="wait for the run to finish")
+    _force(p)
+
+
 COMMANDS = {
-    "train": (cmd_train, "train, evaluate, log and register one ticker's forecaster"),
-    "ui": (cmd_ui, "open the MLflow UI on 127.0.0.1 against this store"),
+    "train": (cmd_train, "train, evaluate, log and register one ticker's forecaster", None),
+    "retrain": (cmd_retrain, "merge data/incoming/, retrain, promote better challengers (here and now)", _force),
+    "status": (cmd_status, "each ticker's champion, its metrics against naive, and the last retrain decision", None),
+    "serve": (cmd_serve, "serve the train (manual) and retrain (scheduled) deployments until stopped", None),
+    "trigger": (cmd_trigger, "run a served deployment now", _trigger_args),
+    "ui": (cmd_ui, "open the MLflow UI on 127.0.0.1 against this store", None),
 }
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="pricecast", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
-    for name, (_, help_text) in COMMANDS.items():
-        add_config_flags(sub.add_parser(name, help=help_text, description=help_text))
+    for name, (_, help_text, extra) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if extra:
+            extra(command)
+        add_config_flags(command)
     return top
 
 
@@ -122,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
-    from tasks.ingest import DataError
+    from tasks.errors import DataError
 
     try:
         config = build_config(args)

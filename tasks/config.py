@@ -95,6 +95,7 @@ class ScheduleConfig(_Group):
     cron: str = Field("30 17 * * 1-5", description="Retrain schedule: by default each weekday after the US market close.")
     timezone: str = "America/New_York"
     pause_on_shutdown: bool = Field(False, description="Pause the schedules when `pricecast serve` stops.")
+    prefect_port: int = Field(4200, ge=1, le=65535, description="Port of the Prefect server `pricecast serve` starts when PREFECT_API_URL is not set.")
 
 
 class Config(BaseModel):

@@ -17,6 +17,8 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.errors import DataError
+
 CANONICAL = ["date", "open", "high", "low", "close", "volume"]
 PRICE_COLUMNS = ["open", "high", "low", "close"]
 DEFAULT_TICKER = "GOOG"
@@ -33,10 +35,6 @@ _ALIASES = {
     "ticker": "ticker",
     "symbol": "ticker",
 }
-
-
-class DataError(ValueError):
-    """Input that is wrong. Never retried: reading it again gives the same answer."""
 
 
 @dataclass(frozen=True)
@@ -252,13 +250,13 @@ def store_prices(prices: PriceFile, store_file: Path) -> pd.DataFrame:
     return merged
 
 
-def _io_error(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's retry_condition_fn signature
+def retry_on_io_error(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's retry_condition_fn signature
     """Retry only what a retry can fix: I/O errors, never bad data."""
     exc = state.result(raise_on_failure=False)
     return isinstance(exc, OSError)
 
 
-@task(name="ingest", retries=2, retry_delay_seconds=2, retry_condition_fn=_io_error, cache_policy=NO_CACHE)
+@task(name="ingest", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_io_error, cache_policy=NO_CACHE)
 def ingest(path: Path | None, ticker: str | None) -> PriceFile:
     """Read a user file, or the embedded default when no path is given."""
     if path is None:
@@ -266,7 +264,7 @@ def ingest(path: Path | None, ticker: str | None) -> PriceFile:
     return pick_ticker(read_prices(Path(path)), Path(path), ticker)
 
 
-@task(name="store", retries=2, retry_delay_seconds=2, retry_condition_fn=_io_error, cache_policy=NO_CACHE)
+@task(name="store", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_io_error, cache_policy=NO_CACHE)
 def store(prices: PriceFile, test: PriceFile | None, prices_dir: Path) -> Path:
     """Merge what a run trains and tests on into the ticker's store file; returns the file."""
     path = prices_dir / f"{prices.ticker}.csv"

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import mlflow
@@ -180,7 +180,7 @@ def log_results(
     """
     run = mlflow.active_run()
     log_history(fitted.history)
-    mlflow.log_metrics(evaluation.metrics)
+    mlflow.log_metrics({**evaluation.metrics, "train_seconds": fitted.seconds})
     for name, figure in figures.items():
         mlflow.log_figure(figure, f"plots/{name}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -229,3 +229,79 @@ def load_forecaster(name: str, version: str) -> mlflow.pyfunc.PyFuncModel:
     """A registered version (a number, or `@alias`) as a pyfunc model."""
     uri = f"models:/{name}@{version[1:]}" if version.startswith("@") else f"models:/{name}/{version}"
     return mlflow.pyfunc.load_model(uri)
+
+
+def _version_or_none(name: str, alias: str | None = None) -> ModelVersion | None:
+    """The version holding `alias`, or the newest version; None when there is none."""
+    client = MlflowClient()
+    try:
+        model = client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    if alias:
+        return client.get_model_version(name, model.aliases[alias]) if alias in model.aliases else None
+    return max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version), default=None)
+
+
+def champion(ticker: str) -> ModelVersion | None:
+    """The version holding the `champion` alias, if any."""
+    return _version_or_none(model_name(ticker), CHAMPION)
+
+
+def latest_version(ticker: str) -> ModelVersion | None:
+    """The newest registered version, promoted or not."""
+    return _version_or_none(model_name(ticker))
+
+
+def lookback_of(model: mlflow.pyfunc.PyFuncModel) -> int:
+    """A registered forecaster's lookback: the number of input columns of its signature."""
+    return len(model.metadata.get_input_schema().input_names())
+
+
+def record_decision(decision: Any, challenger_run_id: str, champion_before: ModelVersion | None) -> None:
+    """Record a retrain decision: tags on both runs, version descriptions, model tags; the alias moves last."""
+    client = MlflowClient()
+    name = model_name(decision.ticker)
+    when = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+    client.set_tag(challenger_run_id, "promotion.decision", decision.action)
+    client.set_tag(challenger_run_id, "promotion.reason", decision.reason)
+    client.set_tag(challenger_run_id, "promotion.champion_version", decision.champion_version or "none")
+    if decision.champion:
+        client.log_batch(challenger_run_id, metrics=[mlflow.entities.Metric(f"champion_{k}", v, 0, 0) for k, v in decision.champion.items()])
+    if champion_before is not None:
+        client.set_tag(champion_before.run_id, "promotion.last_challenge", f"{when}: {decision.action} version {decision.challenger_version}: {decision.reason}")
+    version = client.get_model_version(name, decision.challenger_version)
+    client.update_model_version(name, version.version, description=f"{version.description}\n\n{when}: {decision.action}: {decision.reason}")
+    for key, value in (("last_decision", decision.action), ("last_reason", decision.reason), ("last_decision_at", when), ("last_challenger", decision.challenger_version)):
+        client.set_registered_model_tag(name, key, value)
+    if decision.action == "promoted":
+        if champion_before is not None:
+            client.update_model_version(
+                name, champion_before.version, description=f"{champion_before.description}\n\n{when}: replaced as champion by version {version.version}"
+            )
+        client.set_registered_model_alias(name, CHAMPION, version.version)
+
+
+def status(ticker: str) -> dict[str, str]:
+    """One ticker's champion, its metrics against naive, its training range and the last retrain decision."""
+    name = model_name(ticker)
+    row = {"ticker": ticker, "champion": "none", "mae": "", "naive_mae": "", "trained_on": "", "last_decision": "none yet"}
+    best = champion(ticker)
+    if best is not None:
+        run = mlflow.get_run(best.run_id)
+        metrics = run.data.metrics
+        row.update(
+            champion=f"v{best.version}",
+            mae=f"{metrics['mae']:.4g}",
+            naive_mae=f"{metrics['naive_mae']:.4g}",
+            trained_on=run.data.tags.get("data.train_range", ""),
+        )
+    try:
+        tags = MlflowClient().get_registered_model(name).tags
+    except mlflow.exceptions.MlflowException:
+        tags = {}
+    if "last_decision" in tags:
+        row["last_decision"] = f"{tags['last_decision_at']}: {tags['last_decision']} v{tags['last_challenger']}: {tags['last_reason']}"
+    return row

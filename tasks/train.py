@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,10 +18,11 @@ if TYPE_CHECKING:  # TensorFlow is imported only when a model is built: it takes
 
 @dataclass
 class Fitted:
-    """A trained model and its per-epoch history (`loss`, and `val_loss` when validating)."""
+    """A trained model, its per-epoch history (`loss`, and `val_loss` when validating) and fit time."""
 
     model: keras.Model
     history: dict[str, list[float]]
+    seconds: float
 
 
 def build_model(config: ModelConfig, lookback: int, learning_rate: float) -> keras.Model:
@@ -44,6 +46,7 @@ def fit_model(x: np.ndarray, y: np.ndarray, model_config: ModelConfig, config: T
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     model = build_model(model_config, x.shape[1], config.learning_rate)
+    start = time.perf_counter()
     history = model.fit(
         x,
         y,
@@ -53,7 +56,8 @@ def fit_model(x: np.ndarray, y: np.ndarray, model_config: ModelConfig, config: T
         shuffle=True,
         verbose=0,
     )
-    return Fitted(model, {k: [float(v) for v in values] for k, values in history.history.items()})
+    seconds = time.perf_counter() - start
+    return Fitted(model, {k: [float(v) for v in values] for k, values in history.history.items()}, seconds)
 
 
 def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,85 @@
+"""Deployments: `train` on demand, `retrain` on a schedule, served by one long-running process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+from tasks.config import Config
+
+DEPLOYMENT = "pricecast"
+
+
+def api_url(config: Config) -> str:
+    """PREFECT_API_URL when set, else the local server `pricecast serve` starts."""
+    return os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{config.schedule.prefect_port}/api"
+
+
+def start_server(config: Config, timeout: float = 120) -> subprocess.Popen:
+    """Start `prefect server start` on 127.0.0.1 and wait until its API answers."""
+    url = api_url(config)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(config.schedule.prefect_port)],
+        env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"prefect server exited with code {server.returncode} (is port {config.schedule.prefect_port} taken?)")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                return server
+        except OSError:
+            time.sleep(1)
+    server.terminate()
+    raise RuntimeError(f"prefect server did not answer at {url} within {timeout:.0f} s")
+
+
+def deployments(config: Config) -> list:
+    """`train/pricecast` (manual) and `retrain/pricecast` (cron), one run at a time each."""
+    from prefect.schedules import Cron
+
+    from flows.retrain import retrain
+    from flows.train import train
+
+    parameters = {"config": config.model_dump(mode="json")}
+    return [
+        train.to_deployment(
+            name=DEPLOYMENT, parameters=parameters, concurrency_limit=1, description="Train one ticker's forecaster on demand."
+        ),
+        retrain.to_deployment(
+            name=DEPLOYMENT,
+            parameters=parameters,
+            schedule=Cron(config.schedule.cron, timezone=config.schedule.timezone),
+            concurrency_limit=1,
+            description="Merge data/incoming/, retrain every ticker with new prices, promote better challengers.",
+        ),
+    ]
+
+
+def serve(config: Config) -> None:
+    """Serve the deployments until stopped, with a local Prefect server when PREFECT_API_URL is not set."""
+    server = None
+    if "PREFECT_API_URL" not in os.environ:
+        server = start_server(config)
+        os.environ["PREFECT_API_URL"] = api_url(config)
+    try:
+        from prefect import serve as prefect_serve
+
+        print(f"Prefect UI: {api_url(config).removesuffix('/api')} (deployments train/{DEPLOYMENT}, retrain/{DEPLOYMENT})", flush=True)
+        prefect_serve(*deployments(config), pause_on_shutdown=config.schedule.pause_on_shutdown)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def trigger(config: Config, flow_name: str, parameters: dict, wait: bool) -> object:
+    """Start a run of a served deployment; wait for it to finish when asked."""
+    os.environ.setdefault("PREFECT_API_URL", api_url(config))
+    from prefect.deployments import run_deployment
+
+    return run_deployment(f"{flow_name}/{DEPLOYMENT}", parameters=parameters, timeout=None if wait else 0, as_subflow=False)

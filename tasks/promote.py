@@ -1,0 +1,161 @@
+"""Champion/challenger: new data in, a challenger trained, promoted only when it is better.
+
+Pure functions decide; `tasks.tracking` records the decision in MLflow.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.config import Config, DataConfig, Paths, PromotionConfig, SplitConfig
+from tasks.evaluate import Evaluation, compare
+from tasks.ingest import DataError, retry_on_io_error, merge, read_prices, read_store, to_csv_bytes, write_atomic
+
+
+@dataclass
+class MergeReport:
+    """What a pass over `data/incoming/` did: files merged, files rejected (with why), tickers changed."""
+
+    merged: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    tickers: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one ticker's retrain."""
+
+    ticker: str
+    action: str  # "skipped", "promoted" or "kept"
+    reason: str
+    challenger: dict[str, float] | None = None
+    champion: dict[str, float] | None = None
+    challenger_version: str | None = None
+    champion_version: str | None = None
+
+
+def incoming_ticker(path: Path) -> str:
+    """Ticker of an incoming file without a Ticker column: its name up to the first `_` (`GOOG_2013-03.csv` -> GOOG)."""
+    return path.stem.split("_", 1)[0].upper()
+
+
+def _move(path: Path, folder: Path) -> Path:
+    """Move a file into a folder, never over an earlier file of the same name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    if target.exists():
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        target = folder / f"{path.stem}.{stamp}{path.suffix}"
+    return Path(shutil.move(path, target))
+
+
+def merge_file(path: Path, paths: Paths) -> set[str]:
+    """Validate one incoming file and merge it into the store; returns the tickers it changed.
+
+    Every ticker in the file is checked against the store before any store file is written,
+    and each store file is replaced atomically, so a bad file changes nothing.
+    """
+    frames = read_prices(path)
+    updates: dict[Path, bytes] = {}
+    for ticker, frame in frames.items():
+        ticker = ticker or incoming_ticker(path)
+        store_file = paths.store_file(ticker)
+        store = read_store(store_file)
+        merged = merge(store, frame, store_file.name, path.name)
+        if len(merged) != len(store):
+            updates[store_file] = to_csv_bytes(merged)
+    for store_file, content in updates.items():
+        write_atomic(store_file, content)
+    return {f.stem for f in updates}
+
+
+def merge_incoming(paths: Paths) -> MergeReport:
+    """Merge every file in `data/incoming/` (name order) into the store.
+
+    A merged file moves to `incoming/processed/`; a rejected one to `incoming/rejected/` with
+    `<name>.error.txt` beside it saying why. I/O errors propagate (the task retries them).
+    """
+    report = MergeReport()
+    if not paths.incoming.is_dir():
+        return report
+    for path in sorted(p for p in paths.incoming.iterdir() if p.is_file() and not p.name.startswith(".")):
+        try:
+            report.tickers |= merge_file(path, paths)
+        except DataError as exc:
+            moved = _move(path, paths.incoming / "rejected")
+            moved.with_name(moved.name + ".error.txt").write_text(f"{exc}\n")
+            report.rejected[path.name] = str(exc)
+            continue
+        _move(path, paths.incoming / "processed")
+        report.merged.append(path.name)
+    return report
+
+
+def store_tickers(paths: Paths) -> list[str]:
+    """Every ticker with a store file."""
+    return sorted(p.stem for p in paths.prices.glob("*.csv")) if paths.prices.is_dir() else []
+
+
+def challenger_config(config: Config, ticker: str, paths: Paths) -> Config:
+    """The training config of a challenger: the ticker's store, its latest holdout days as test."""
+    return config.model_copy(
+        update={
+            "home": paths.root,
+            "data": DataConfig(path=paths.store_file(ticker), ticker=ticker, target=config.data.target),
+            "split": SplitConfig(test_days=config.promotion.holdout_days),
+        }
+    )
+
+
+def evaluate_on_holdout(predict_prices, lookback: int, frame: pd.DataFrame, target: str, holdout_days: int) -> Evaluation:  # noqa: ANN001
+    """Score a price forecaster (windows in price units -> prices) on the latest `holdout_days`.
+
+    Raises:
+        DataError: too few rows for the holdout and one lookback window before it.
+    """
+    values = frame[target].to_numpy(dtype="float64")
+    if len(values) < holdout_days + lookback:
+        raise DataError(f"{len(values)} rows are fewer than a holdout of {holdout_days} days plus a lookback of {lookback}")
+    windows = np.lib.stride_tricks.sliding_window_view(values[:-1], lookback)[-holdout_days:]
+    predicted = np.asarray(predict_prices(windows), dtype="float64")
+    holdout = frame.iloc[-holdout_days:]
+    return compare(holdout["date"], holdout[target].to_numpy(dtype="float64"), predicted, float(values[-holdout_days - 1]))
+
+
+def decide(challenger: dict[str, float], champion: dict[str, float] | None, config: PromotionConfig) -> tuple[bool, str]:
+    """Promote or keep, and why. Both metric dicts come from the same holdout days."""
+    mae, naive = challenger["mae"], challenger["naive_mae"]
+    if config.naive_gate and not mae < naive:
+        return False, f"challenger MAE {mae:.4g} does not beat the naive forecast's {naive:.4g}"
+    if champion is None:
+        gate = f", beating naive {naive:.4g}" if config.naive_gate else ""
+        return True, f"first champion: MAE {mae:.4g}{gate}"
+    bar = champion["mae"] * (1 - config.margin)
+    if mae < bar:
+        return True, f"challenger MAE {mae:.4g} beats champion MAE {champion['mae']:.4g} by more than the {config.margin:.1%} margin"
+    return False, f"challenger MAE {mae:.4g} does not beat champion MAE {champion['mae']:.4g} by the {config.margin:.1%} margin"
+
+
+def comparison_markdown(decision: Decision, holdout: str) -> str:
+    """The Prefect artifact of a retrain: challenger against champion and naive on the same days."""
+    lines = [f"# {decision.ticker}: {decision.action}", "", decision.reason, ""]
+    if decision.challenger:
+        lines += [f"Holdout {holdout}.", "", "| metric | challenger | champion | naive |", "| --- | ---: | ---: | ---: |"]
+        for key in ("mse", "mae", "rmse", "mape"):
+            champ = f"{decision.champion[key]:.4f}" if decision.champion else "none"
+            lines.append(f"| {key.upper()} | {decision.challenger[key]:.4f} | {champ} | {decision.challenger[f'naive_{key}']:.4f} |")
+        lines += ["", f"Challenger version {decision.challenger_version}; champion before: {decision.champion_version or 'none'}."]
+    return "\n".join(lines) + "\n"
+
+
+@task(name="merge-incoming", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_io_error, cache_policy=NO_CACHE)
+def merge_incoming_task(paths: Paths) -> MergeReport:
+    return merge_incoming(paths)
