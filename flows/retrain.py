@@ -47,7 +47,7 @@ def retrain_ticker(config: Config, ticker: str, force: bool = False) -> Decision
     champion_metrics = evaluate_champion(ticker, before.version, frame, config) if before else None
     promote, reason = decide(record_.metrics, champion_metrics, config.promotion)
     decision = Decision(
-        ticker, "promoted" if promote else "kept", reason, record_.metrics, champion_metrics, record_.version, before.version if before else None
+        ticker, "promoted" if promote else "kept", reason, record_.metrics, champion_metrics, record_.version, str(before.version) if before else None
     )
     record(decision, record_.run_id, before, tracking.date_range(frame.iloc[-config.promotion.holdout_days :]))
     logger.info("%s: %s (%s)", ticker, decision.action, decision.reason)

@@ -202,7 +202,7 @@ def log_results(
     name = model_name(ticker)
     version = register(info.model_uri, name, run.info.run_id, config, evaluation.metrics)
     url = run_url(config.tracking, run.info.experiment_id, run.info.run_id)
-    return RunRecord(run.info.run_id, run.info.experiment_id, url, name, version.version, evaluation.metrics)
+    return RunRecord(run.info.run_id, run.info.experiment_id, url, name, str(version.version), evaluation.metrics)
 
 
 def register(model_uri: str, name: str, run_id: str, config: Config, metrics: dict[str, float]) -> ModelVersion:
@@ -225,8 +225,9 @@ def track(
     return log_results(config, ticker, fitted, evaluation, figures, scaler, x_test)
 
 
-def load_forecaster(name: str, version: str) -> mlflow.pyfunc.PyFuncModel:
+def load_forecaster(name: str, version: str | int) -> mlflow.pyfunc.PyFuncModel:
     """A registered version (a number, or `@alias`) as a pyfunc model."""
+    version = str(version)
     uri = f"models:/{name}@{version[1:]}" if version.startswith("@") else f"models:/{name}/{version}"
     return mlflow.pyfunc.load_model(uri)
 
