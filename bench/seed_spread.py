@@ -65,10 +65,11 @@ def main() -> None:
         print(f"{seed:>4} {m['mse']:>10.2f} {m['mae']:>9.2f} {m['skill']:>+8.3f} {elapsed:>8.1f}", flush=True)
 
     naive = results[0][0]
-    print(f"\n{'':<22} {'mean':>8} {'std':>8} {'min':>8} {'max':>8}")
+    print(f"\n{'':<22} {'mean':>8} {'std':>8} {'median':>8} {'min':>8} {'max':>8}")
     for key in ("mse", "mae"):
         values = [m[key] for m, _ in results]
-        print(f"model {key.upper():<16} {statistics.mean(values):>8.2f} {statistics.stdev(values):>8.2f} {min(values):>8.2f} {max(values):>8.2f}")
+        spread = (statistics.mean(values), statistics.stdev(values), statistics.median(values), min(values), max(values))
+        print(f"model {key.upper():<16} " + " ".join(f"{v:>8.2f}" for v in spread))
     print(f"naive (tomorrow=today) MSE {naive['naive_mse']:.2f}, MAE {naive['naive_mae']:.2f}")
     print(f"seed's reported result MSE {SEED_REPORTED['mse']:.2f}, MAE {SEED_REPORTED['mae']:.2f}")
     beats = sum(m["mae"] < m["naive_mae"] for m, _ in results)

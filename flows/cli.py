@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
@@ -47,7 +48,7 @@ def _help(field: Any) -> str:
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """`--config FILE`, `--home DIR` and one flag per config field."""
-    parser.add_argument("--config", metavar="FILE", help="YAML file with config groups; flags override it")
+    parser.add_argument("--config", metavar="FILE", default=None, help="YAML file with config groups; flags override it")
     parser.add_argument("--home", metavar="DIR", default=argparse.SUPPRESS, help="folder for data/ and mlruns/ (default: $PRICECAST_HOME, else the project root)")
     groups: dict[str, argparse._ArgumentGroup] = {}
     for group, name, field in config_fields():
@@ -61,17 +62,30 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         section.add_argument(f"--{flag_name(group, name)}", **options)
 
 
-def build_config(args: argparse.Namespace) -> Config:
-    """The config from the YAML file (if any), overridden by the flags given."""
+def given_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The YAML file's values (if any), overridden by the flags given, as nested groups.
+
+    Paths are anchored here, against the directory the command runs in, so they mean the same
+    thing in a served deployment's process.
+    """
     values: dict[str, Any] = load_yaml(args.config) if args.config else {}
     for key, value in vars(args).items():
-        if key in ("command", "config", "flow", "wait", "force"):
-            continue
         if key == "home":
             values["home"] = value
         elif "." in key:
             group, name = key.split(".", 1)
             values.setdefault(group, {})[name] = value
+    for group, name in (("data", "path"), ("split", "test_path")):
+        if values.get(group, {}).get(name):
+            values[group][name] = str(Path(values[group][name]).expanduser().resolve())
+    if values.get("home"):
+        values["home"] = str(Path(values["home"]).expanduser().resolve())
+    return values
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """The config: defaults, then the YAML file, then MLFLOW_TRACKING_URI, then the flags."""
+    values = given_values(args)
     if os.environ.get("MLFLOW_TRACKING_URI"):
         values.setdefault("tracking", {}).setdefault("tracking_uri", os.environ["MLFLOW_TRACKING_URI"])
     return Config.model_validate(values)
@@ -82,7 +96,9 @@ def _print_record(record: Any) -> None:
 
     print(f"\nMLflow run {record.run_id} ({record.url})")
     print(metrics_table(record.metrics))
-    print(f"Registered model {record.model_name} version {record.version}.")
+    verdict = "better" if record.metrics["skill"] > 0 else "no better"
+    print(f"On these days the model is {verdict} than the naive forecast (tomorrow = today): skill {record.metrics['skill']:+.3f}.")
+    print(f"Registered model {record.model_name} version {record.version} (`pricecast retrain` decides whether it becomes champion).")
     print("Open the MLflow UI with `make ui` (or `pricecast ui`), then follow the run link above.")
 
 
@@ -148,11 +164,8 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
 def cmd_trigger(config: Config, args: argparse.Namespace) -> int:
     from flows.serve import trigger
 
-    if args.flow == "retrain":
-        parameters: dict[str, Any] = {"tickers": _tickers(config), "force": args.force}
-    else:
-        parameters = {"config": config.model_dump(mode="json")}
-    run = trigger(config, args.flow, parameters, args.wait)
+    extra = {"tickers": _tickers(config), "force": args.force} if args.flow == "retrain" else {}
+    run = trigger(config, args.flow, given_values(args), extra, args.wait)
     print(f"Flow run {run.name} ({run.id}) of {args.flow}: {run.state.name if run.state else 'scheduled'}")
     return 0 if not args.wait or (run.state and run.state.is_completed()) else 1
 

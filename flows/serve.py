@@ -8,7 +8,7 @@ import sys
 import time
 import urllib.request
 
-from tasks.config import Config
+from tasks.config import Config, merged
 
 DEPLOYMENT = "pricecast"
 
@@ -45,7 +45,8 @@ def deployments(config: Config) -> list:
     from flows.retrain import retrain
     from flows.train import train
 
-    parameters = {"config": config.model_dump(mode="json")}
+    # The home is pinned, so every run of these deployments uses the store they were served for.
+    parameters = {"config": config.model_copy(update={"home": config.paths().root}).model_dump(mode="json")}
     return [
         train.to_deployment(
             name=DEPLOYMENT, parameters=parameters, concurrency_limit=1, description="Train one ticker's forecaster on demand."
@@ -77,9 +78,17 @@ def serve(config: Config) -> None:
             server.wait(timeout=30)
 
 
-def trigger(config: Config, flow_name: str, parameters: dict, wait: bool) -> object:
-    """Start a run of a served deployment; wait for it to finish when asked."""
+def trigger(config: Config, flow_name: str, overrides: dict, extra: dict, wait: bool) -> object:
+    """Start a run of a served deployment: its own config with `overrides` laid over it.
+
+    Returns the flow run, finished when `wait` is set.
+    """
     os.environ.setdefault("PREFECT_API_URL", api_url(config))
+    from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
-    return run_deployment(f"{flow_name}/{DEPLOYMENT}", parameters=parameters, timeout=None if wait else 0, as_subflow=False)
+    name = f"{flow_name}/{DEPLOYMENT}"
+    with get_client(sync_client=True) as client:
+        served = client.read_deployment_by_name(name).parameters.get("config", {})
+    parameters = {"config": Config.model_validate(merged(served, overrides)).model_dump(mode="json"), **extra}
+    return run_deployment(name, parameters=parameters, timeout=None if wait else 0, as_subflow=False)

@@ -22,14 +22,15 @@ def train(config: Config = Config()) -> tracking.RunRecord:
     """Train one ticker's forecaster, evaluate it against the naive forecast, log and register it."""
     paths = config.paths()
     tracking.connect(config.tracking, paths)
-    # Ingest: read and validate the prices (a user file or the embedded default), keep them in the store.
+    # Ingest: read and validate the prices (a user file or the embedded default).
     prices = ingest(config.data.path, config.data.ticker)
     test = ingest(config.split.test_path, prices.ticker) if config.split.test_path else None
-    store(prices, test, paths.prices)
     # Split by date, scale on the training days only, cut windows.
     parts = split(prices, test, config.split)
     scaled = scale(parts, config.data.target, config.scaling)
-    windows = window(scaled.train, scaled.test, config.window.lookback)
+    windows = window(scaled.train, scaled.test, config.window.lookback, prices.source)
+    # The input is valid: keep it in the ticker's store.
+    store(prices, test, paths.store_file(prices.ticker))
     with tracking.training_run(config, prices, parts, flow_run.id):
         # Train, evaluate in price units beside the naive forecast, plot.
         fitted = fit(windows.x_train, windows.y_train, config.model, config.training)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 #: The repository root (the package is installed in editable mode by the Makefile).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-Column = Literal["open", "high", "low", "close", "volume"]
+Column = Literal["open", "high", "low", "close"]
 
 
 class _Group(BaseModel):
@@ -147,6 +147,14 @@ class Paths(BaseModel):
 
     def store_file(self, ticker: str) -> Path:
         return self.prices / f"{ticker}.csv"
+
+
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Config values `base` with `overrides` laid over them, group by group."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merged(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
 
 
 def load_yaml(path: Path) -> dict[str, Any]:

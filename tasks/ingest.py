@@ -6,10 +6,13 @@ and unique. One CSV per ticker under `data/prices/`, ISO dates, written atomical
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +54,7 @@ def _line(index: int) -> int:
     return int(index) + 2
 
 
-def _parse_dates(raw: pd.Series, name: str) -> pd.Series:
+def _parse_dates(raw: pd.Series, name: str, header: str) -> pd.Series:
     text = raw.astype("string").str.strip()
     iso = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
     us = pd.to_datetime(text, format="%m/%d/%Y", errors="coerce")
@@ -59,21 +62,21 @@ def _parse_dates(raw: pd.Series, name: str) -> pd.Series:
     bad = dates.isna()
     if bad.any():
         i = bad.idxmax()
-        raise DataError(f"Date {raw[i]!r} in {name} line {_line(i)}, column 'Date', is not a date (expected YYYY-MM-DD or M/D/YYYY)")
+        raise DataError(f"Date {raw[i]!r} in {name} line {_line(i)}, column '{header}', is not a date (expected YYYY-MM-DD or M/D/YYYY)")
     return dates.astype("datetime64[ns]")
 
 
-def _parse_numbers(raw: pd.Series, name: str, column: str, required: bool) -> pd.Series:
+def _parse_numbers(raw: pd.Series, name: str, header: str, required: bool) -> pd.Series:
     text = raw.astype("string").str.strip().str.replace(",", "", regex=False)
     values = pd.to_numeric(text, errors="coerce")
     bad = values.isna() & (text.notna() & (text != "") | required)
     if bad.any():
         i = bad.idxmax()
         shown = "an empty cell" if pd.isna(raw[i]) or str(raw[i]).strip() == "" else repr(raw[i])
-        raise DataError(f"Value {shown} in {name} line {_line(i)}, column '{column}', is not a number")
-    if column != "volume" and (values <= 0).any():
+        raise DataError(f"Value {shown} in {name} line {_line(i)}, column '{header}', is not a number")
+    if required and (values <= 0).any():
         i = (values <= 0).idxmax()
-        raise DataError(f"Price {raw[i]!r} in {name} line {_line(i)}, column '{column}', is not positive")
+        raise DataError(f"Price {raw[i]!r} in {name} line {_line(i)}, column '{header}', is not positive")
     return values.astype("float64")
 
 
@@ -94,13 +97,14 @@ def normalise(raw: pd.DataFrame, name: str) -> dict[str, pd.DataFrame]:
     missing = [c for c in ["date", *PRICE_COLUMNS] if c not in renamed.values()]
     if missing:
         raise DataError(f"{name} has no column {', '.join(repr(m) for m in missing)} (its columns: {', '.join(map(str, raw.columns))})")
+    headers = {n: str(c) for c, n in renamed.items() if n}
+    if len(headers) < sum(1 for n in renamed.values() if n):
+        raise DataError(f"{name} has more than one column for the same field (its columns: {', '.join(map(str, raw.columns))})")
     frame = raw[[c for c, n in renamed.items() if n]].rename(columns=renamed)
-    if frame.columns.duplicated().any():
-        raise DataError(f"{name} has more than one column for {frame.columns[frame.columns.duplicated()][0]!r}")
-    out = pd.DataFrame({"date": _parse_dates(frame["date"], name)}, index=frame.index)
+    out = pd.DataFrame({"date": _parse_dates(frame["date"], name, headers["date"])}, index=frame.index)
     for column in PRICE_COLUMNS + ["volume"]:
         if column in frame:
-            out[column] = _parse_numbers(frame[column], name, column.capitalize(), required=column != "volume")
+            out[column] = _parse_numbers(frame[column], name, headers[column], required=column != "volume")
         else:
             out[column] = float("nan")
     if "ticker" not in frame:
@@ -108,7 +112,7 @@ def normalise(raw: pd.DataFrame, name: str) -> dict[str, pd.DataFrame]:
     tickers = frame["ticker"].astype("string").str.strip().str.upper()
     if tickers.isna().any() or (tickers == "").any():
         i = (tickers.isna() | (tickers == "")).idxmax()
-        raise DataError(f"{name} line {_line(i)}, column 'Ticker', is empty")
+        raise DataError(f"{name} line {_line(i)}, column '{headers['ticker']}', is empty")
     return {t: _dedupe(out[tickers == t], name) for t in sorted(tickers.unique())}
 
 
@@ -143,11 +147,12 @@ def read_prices(path: Path) -> dict[str, pd.DataFrame]:
     """
     path = Path(path)
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=True)
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=True, skip_blank_lines=False)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{path} is not a readable CSV file: {exc}") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty") from None
+    raw = raw.dropna(how="all")  # blank lines; the index still counts them, so errors name the true line
     if raw.empty:
         raise DataError(f"{path} has a header but no rows")
     return normalise(raw, path.name)
@@ -191,7 +196,7 @@ def load_default(ticker: str | None = None) -> PriceFile:
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """The canonical CSV text of a frame: what the store holds and what digests are taken of."""
     buffer = io.StringIO()
-    frame[CANONICAL].to_csv(buffer, index=False, date_format="%Y-%m-%d", float_format="%.10g", lineterminator="\n")
+    frame[CANONICAL].to_csv(buffer, index=False, date_format="%Y-%m-%d", lineterminator="\n")  # floats round-trip exactly
     return buffer.getvalue().encode()
 
 
@@ -225,7 +230,7 @@ def merge(store: pd.DataFrame, new: pd.DataFrame, store_name: str, new_name: str
     for _, row in both.iterrows():
         old = pd.Series({c: row[f"{c}_store"] for c in CANONICAL[1:]})
         fresh = pd.Series({c: row[f"{c}_new"] for c in CANONICAL[1:]})
-        if not old.equals(fresh) and not all(abs(a - b) < 1e-9 or (pd.isna(a) and pd.isna(b)) for a, b in zip(old, fresh)):
+        if not old.equals(fresh):
             raise DataError(
                 f"{new_name} conflicts with the store for {row['date']:%Y-%m-%d}: "
                 f"store {store_name} has {_describe(old)}, {new_name} has {_describe(fresh)}"
@@ -241,19 +246,37 @@ def read_store(path: Path) -> pd.DataFrame:
     return read_prices(path)[""]
 
 
-def store_prices(prices: PriceFile, store_file: Path) -> pd.DataFrame:
-    """Merge a ticker's prices into its store file (atomically) and return the merged frame."""
-    merged = merge(read_store(store_file), prices.frame, store_file.name, Path(prices.source).name)
+def merged_store(store_file: Path, frame: pd.DataFrame, source: str) -> bytes | None:
+    """The store file's new content with `frame` merged in, or None when nothing changes."""
+    merged = merge(read_store(store_file), frame, store_file.name, Path(source).name)
     content = to_csv_bytes(merged)
-    if not store_file.exists() or store_file.read_bytes() != content:
-        write_atomic(store_file, content)
-    return merged
+    return None if store_file.exists() and store_file.read_bytes() == content else content
+
+
+@contextmanager
+def store_lock(prices_dir: Path) -> Iterator[None]:
+    """One writer at a time across processes (a served train and retrain may run together)."""
+    prices_dir.mkdir(parents=True, exist_ok=True)
+    with open(prices_dir / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def store_prices(prices: PriceFile, store_file: Path) -> None:
+    """Merge a ticker's prices into its store file, atomically."""
+    with store_lock(store_file.parent):
+        content = merged_store(store_file, prices.frame, prices.source)
+        if content is not None:
+            write_atomic(store_file, content)
 
 
 def retry_on_io_error(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's retry_condition_fn signature
-    """Retry only what a retry can fix: I/O errors, never bad data."""
+    """Retry only what a retry can fix: passing I/O errors, never bad data or a missing file."""
     exc = state.result(raise_on_failure=False)
-    return isinstance(exc, OSError)
+    return isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError))
 
 
 @task(name="ingest", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_io_error, cache_policy=NO_CACHE)
@@ -265,10 +288,7 @@ def ingest(path: Path | None, ticker: str | None) -> PriceFile:
 
 
 @task(name="store", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_io_error, cache_policy=NO_CACHE)
-def store(prices: PriceFile, test: PriceFile | None, prices_dir: Path) -> Path:
-    """Merge what a run trains and tests on into the ticker's store file; returns the file."""
-    path = prices_dir / f"{prices.ticker}.csv"
-    store_prices(prices, path)
-    if test is not None:
-        store_prices(test, path)
-    return path
+def store(prices: PriceFile, test: PriceFile | None, store_file: Path) -> None:
+    """Keep what a run trains and tests on in the ticker's store file (one atomic write)."""
+    frames = [prices.frame] if test is None else [prices.frame, test.frame]
+    store_prices(PriceFile(prices.ticker, pd.concat(frames, ignore_index=True), prices.source), store_file)

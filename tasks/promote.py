@@ -12,12 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+
+from tasks import tracking
 
 from tasks.config import Config, DataConfig, Paths, PromotionConfig, SplitConfig
 from tasks.evaluate import Evaluation, compare
-from tasks.ingest import DataError, retry_on_io_error, merge, read_prices, read_store, to_csv_bytes, write_atomic
+from tasks.errors import DataError
+from tasks.ingest import digest, merged_store, read_prices, retry_on_io_error, store_lock, write_atomic
+from tasks.report import artifact_key
 
 
 @dataclass
@@ -63,18 +69,14 @@ def merge_file(path: Path, paths: Paths) -> set[str]:
     Every ticker in the file is checked against the store before any store file is written,
     and each store file is replaced atomically, so a bad file changes nothing.
     """
-    frames = read_prices(path)
-    updates: dict[Path, bytes] = {}
-    for ticker, frame in frames.items():
-        ticker = ticker or incoming_ticker(path)
-        store_file = paths.store_file(ticker)
-        store = read_store(store_file)
-        merged = merge(store, frame, store_file.name, path.name)
-        if len(merged) != len(store):
-            updates[store_file] = to_csv_bytes(merged)
+    updates = {}
+    for ticker, frame in read_prices(path).items():
+        store_file = paths.store_file(ticker or incoming_ticker(path))
+        updates[store_file] = merged_store(store_file, frame, str(path))
     for store_file, content in updates.items():
-        write_atomic(store_file, content)
-    return {f.stem for f in updates}
+        if content is not None:
+            write_atomic(store_file, content)
+    return {f.stem for f, content in updates.items() if content is not None}
 
 
 def merge_incoming(paths: Paths) -> MergeReport:
@@ -86,16 +88,17 @@ def merge_incoming(paths: Paths) -> MergeReport:
     report = MergeReport()
     if not paths.incoming.is_dir():
         return report
-    for path in sorted(p for p in paths.incoming.iterdir() if p.is_file() and not p.name.startswith(".")):
-        try:
-            report.tickers |= merge_file(path, paths)
-        except DataError as exc:
-            moved = _move(path, paths.incoming / "rejected")
-            moved.with_name(moved.name + ".error.txt").write_text(f"{exc}\n")
-            report.rejected[path.name] = str(exc)
-            continue
-        _move(path, paths.incoming / "processed")
-        report.merged.append(path.name)
+    with store_lock(paths.prices):
+        for path in sorted(p for p in paths.incoming.iterdir() if p.is_file() and not p.name.startswith(".")):
+            try:
+                report.tickers |= merge_file(path, paths)
+            except DataError as exc:
+                moved = _move(path, paths.incoming / "rejected")
+                moved.with_name(moved.name + ".error.txt").write_text(f"{exc}\n")
+                report.rejected[path.name] = str(exc)
+                continue
+            _move(path, paths.incoming / "processed")
+            report.merged.append(path.name)
     return report
 
 
@@ -156,6 +159,54 @@ def comparison_markdown(decision: Decision, holdout: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def unchanged(ticker: str, frame: pd.DataFrame, references: list[ModelVersion | None]) -> Decision | None:
+    """A "skipped" decision when the store is what a reference version was trained on."""
+    current = digest(frame)
+    for version in references:
+        if version is not None and version.tags.get("data_digest") == current:
+            return Decision(ticker, "skipped", f"no new data: the store is what version {version.version} was trained on")
+    return None
+
+
 @task(name="merge-incoming", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_io_error, cache_policy=NO_CACHE)
 def merge_incoming_task(paths: Paths) -> MergeReport:
     return merge_incoming(paths)
+
+
+@task(name="check-store", cache_policy=NO_CACHE)
+def check_store(paths: Paths, ticker: str, force: bool) -> tuple[pd.DataFrame, Decision | None]:
+    """The ticker's store, and a "skipped" decision when it is what the champion or the last challenger saw."""
+    store_file = paths.store_file(ticker)
+    if not store_file.exists():
+        raise DataError(f"No prices for ticker {ticker!r}: {store_file} does not exist (drop a file in {paths.incoming})")
+    frame = read_prices(store_file)[""]
+    return frame, None if force else unchanged(ticker, frame, [tracking.champion(ticker), tracking.last_challenger(ticker)])
+
+
+@task(name="judge", cache_policy=NO_CACHE)
+def judge(ticker: str, frame: pd.DataFrame, challenger: tracking.RunRecord, target: str, config: PromotionConfig) -> Decision:
+    """Score the champion on the challenger's holdout days, with its own scaler and lookback, and decide."""
+    champion = tracking.champion(ticker)
+    champion_metrics = None
+    if champion is not None:
+        model = tracking.load_forecaster(tracking.model_name(ticker), champion.version)
+        predict = lambda windows: model.predict(tracking.windows_frame(windows))  # noqa: E731
+        champion_metrics = evaluate_on_holdout(predict, tracking.lookback_of(model), frame, target, config.holdout_days).metrics
+    promote, reason = decide(challenger.metrics, champion_metrics, config)
+    return Decision(
+        ticker,
+        "promoted" if promote else "kept",
+        reason,
+        challenger.metrics,
+        champion_metrics,
+        challenger.version,
+        str(champion.version) if champion else None,
+    )
+
+
+@task(name="record-decision", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def record(decision: Decision, run_id: str, frame: pd.DataFrame, holdout_days: int) -> None:
+    """Record the decision in MLflow (the alias moves last) and as a Prefect artifact."""
+    tracking.record_decision(decision, run_id)
+    holdout = tracking.date_range(frame.iloc[-holdout_days:])
+    create_markdown_artifact(comparison_markdown(decision, holdout), key=artifact_key("retrain", decision.ticker), description=f"{decision.ticker} retrain decision")

@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from sklearn.preprocessing import MinMaxScaler
 
 from tasks.config import ScalingConfig
-from tasks.ingest import DataError
+from tasks.errors import DataError
 from tasks.split import Split
 
 

@@ -9,7 +9,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.config import SplitConfig
-from tasks.ingest import DataError, PriceFile
+from tasks.errors import DataError
+from tasks.ingest import PriceFile
 
 
 @dataclass(frozen=True)

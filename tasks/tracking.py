@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import joblib
 import mlflow
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
     from tasks.evaluate import Evaluation
     from tasks.ingest import PriceFile
+    from tasks.promote import Decision
     from tasks.split import Split
     from tasks.train import Fitted
 
@@ -158,8 +160,9 @@ def log_history(history: dict[str, list[float]]) -> None:
     """Loss and validation loss of every epoch, as metric history (step = epoch)."""
     client = MlflowClient()
     run_id = mlflow.active_run().info.run_id
+    now = int(time.time() * 1000)
     metrics = [
-        mlflow.entities.Metric(key, value, 0, step) for key, values in history.items() for step, value in enumerate(values, start=1)
+        mlflow.entities.Metric(key, value, now, step) for key, values in history.items() for step, value in enumerate(values, start=1)
     ]
     for start in range(0, len(metrics), 1000):
         client.log_batch(run_id, metrics=metrics[start : start + 1000])
@@ -226,34 +229,33 @@ def track(
 
 
 def load_forecaster(name: str, version: str | int) -> mlflow.pyfunc.PyFuncModel:
-    """A registered version (a number, or `@alias`) as a pyfunc model."""
-    version = str(version)
-    uri = f"models:/{name}@{version[1:]}" if version.startswith("@") else f"models:/{name}/{version}"
-    return mlflow.pyfunc.load_model(uri)
+    """A registered version as a pyfunc model."""
+    return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
 
 
-def _version_or_none(name: str, alias: str | None = None) -> ModelVersion | None:
-    """The version holding `alias`, or the newest version; None when there is none."""
-    client = MlflowClient()
+def _registered(name: str) -> mlflow.entities.model_registry.RegisteredModel | None:
     try:
-        model = client.get_registered_model(name)
+        return MlflowClient().get_registered_model(name)
     except mlflow.exceptions.MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             return None
         raise
-    if alias:
-        return client.get_model_version(name, model.aliases[alias]) if alias in model.aliases else None
-    return max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version), default=None)
 
 
 def champion(ticker: str) -> ModelVersion | None:
     """The version holding the `champion` alias, if any."""
-    return _version_or_none(model_name(ticker), CHAMPION)
+    model = _registered(model_name(ticker))
+    if model is None or CHAMPION not in model.aliases:
+        return None
+    return MlflowClient().get_model_version(model.name, model.aliases[CHAMPION])
 
 
-def latest_version(ticker: str) -> ModelVersion | None:
-    """The newest registered version, promoted or not."""
-    return _version_or_none(model_name(ticker))
+def last_challenger(ticker: str) -> ModelVersion | None:
+    """The version the last retrain decided on (promoted or kept), if any."""
+    model = _registered(model_name(ticker))
+    if model is None or "last_challenger" not in model.tags:
+        return None
+    return MlflowClient().get_model_version(model.name, model.tags["last_challenger"])
 
 
 def lookback_of(model: mlflow.pyfunc.PyFuncModel) -> int:
@@ -261,28 +263,32 @@ def lookback_of(model: mlflow.pyfunc.PyFuncModel) -> int:
     return len(model.metadata.get_input_schema().input_names())
 
 
-def record_decision(decision: Any, challenger_run_id: str, champion_before: ModelVersion | None) -> None:
-    """Record a retrain decision: tags on both runs, version descriptions, model tags; the alias moves last."""
+def record_decision(decision: Decision, challenger_run_id: str) -> None:
+    """Record a retrain decision on both runs, both versions and the registered model.
+
+    The alias moves before anything says "promoted", so a failure part-way never claims a
+    promotion that did not happen; the task retries, and every step is safe to repeat.
+    """
     client = MlflowClient()
     name = model_name(decision.ticker)
     when = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
-    client.set_tag(challenger_run_id, "promotion.decision", decision.action)
-    client.set_tag(challenger_run_id, "promotion.reason", decision.reason)
-    client.set_tag(challenger_run_id, "promotion.champion_version", decision.champion_version or "none")
     if decision.champion:
-        client.log_batch(challenger_run_id, metrics=[mlflow.entities.Metric(f"champion_{k}", v, 0, 0) for k, v in decision.champion.items()])
-    if champion_before is not None:
-        client.set_tag(champion_before.run_id, "promotion.last_challenge", f"{when}: {decision.action} version {decision.challenger_version}: {decision.reason}")
+        now = int(time.time() * 1000)
+        client.log_batch(challenger_run_id, metrics=[mlflow.entities.Metric(f"champion_{k}", v, now, 0) for k, v in decision.champion.items()])
+    if decision.action == "promoted":
+        client.set_registered_model_alias(name, CHAMPION, decision.challenger_version)
+    tags = {"promotion.decision": decision.action, "promotion.reason": decision.reason, "promotion.champion_version": decision.champion_version or "none"}
+    for key, value in tags.items():
+        client.set_tag(challenger_run_id, key, value)
     version = client.get_model_version(name, decision.challenger_version)
     client.update_model_version(name, version.version, description=f"{version.description}\n\n{when}: {decision.action}: {decision.reason}")
+    if decision.champion_version:
+        before = client.get_model_version(name, decision.champion_version)
+        client.set_tag(before.run_id, "promotion.last_challenge", f"{when}: version {decision.challenger_version} {decision.action}: {decision.reason}")
+        if decision.action == "promoted":
+            client.update_model_version(name, before.version, description=f"{before.description}\n\n{when}: replaced as champion by version {version.version}")
     for key, value in (("last_decision", decision.action), ("last_reason", decision.reason), ("last_decision_at", when), ("last_challenger", decision.challenger_version)):
         client.set_registered_model_tag(name, key, value)
-    if decision.action == "promoted":
-        if champion_before is not None:
-            client.update_model_version(
-                name, champion_before.version, description=f"{champion_before.description}\n\n{when}: replaced as champion by version {version.version}"
-            )
-        client.set_registered_model_alias(name, CHAMPION, version.version)
 
 
 def status(ticker: str) -> dict[str, str]:
@@ -299,10 +305,8 @@ def status(ticker: str) -> dict[str, str]:
             naive_mae=f"{metrics['naive_mae']:.4g}",
             trained_on=run.data.tags.get("data.train_range", ""),
         )
-    try:
-        tags = MlflowClient().get_registered_model(name).tags
-    except mlflow.exceptions.MlflowException:
-        tags = {}
+    model = _registered(name)
+    tags = model.tags if model else {}
     if "last_decision" in tags:
         row["last_decision"] = f"{tags['last_decision_at']}: {tags['last_decision']} v{tags['last_challenger']}: {tags['last_reason']}"
     return row

@@ -8,17 +8,16 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.ingest import DataError
+from tasks.errors import DataError
 
 
 @dataclass(frozen=True)
 class Windows:
-    """Scaled network inputs (samples, lookback, 1) and targets (samples,)."""
+    """Scaled network inputs (samples, lookback, 1) and training targets (samples,)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
-    y_test: np.ndarray
 
 
 def make_windows(series: np.ndarray, lookback: int, horizon: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +48,11 @@ def holdout_windows(train: np.ndarray, test: np.ndarray, lookback: int) -> tuple
 
 
 @task(name="window", cache_policy=NO_CACHE)
-def window(train: np.ndarray, test: np.ndarray, lookback: int) -> Windows:
-    x_train, y_train = make_windows(train, lookback)
-    x_test, y_test = holdout_windows(train, test, lookback)
-    return Windows(x_train, y_train, x_test, y_test)
+def window(train: np.ndarray, test: np.ndarray, lookback: int, source: str) -> Windows:
+    """Training windows and one window per test day; errors name the data source."""
+    try:
+        x_train, y_train = make_windows(train, lookback)
+        x_test, _ = holdout_windows(train, test, lookback)
+    except DataError as exc:
+        raise DataError(f"{source}: {exc}") from None
+    return Windows(x_train, y_train, x_test)

@@ -31,7 +31,8 @@ def test_flags_fill_the_config(tmp_path: Path) -> None:
     c = config_from("--epochs", "2", "--seed", "3", "--units", "8", "--cell", "LSTM", "--data", "a.csv", "--test-data", "b.csv",
                     "--ticker", "tata", "--target", "close", "--no-naive-gate", "--home", str(tmp_path))
     assert (c.training.epochs, c.training.seed, c.model.units, c.model.cell) == (2, 3, 8, "LSTM")
-    assert (c.data.path, c.split.test_path, c.data.ticker, c.data.target) == (Path("a.csv"), Path("b.csv"), "TATA", "close")
+    # Paths are anchored where the command runs, so a served deployment reads the same files.
+    assert (c.data.path, c.split.test_path, c.data.ticker, c.data.target) == (Path("a.csv").resolve(), Path("b.csv").resolve(), "TATA", "close")
     assert c.promotion.naive_gate is False
     assert c.paths().root == tmp_path.resolve()
 
@@ -59,6 +60,14 @@ def test_home_from_environment_or_project_root(monkeypatch: pytest.MonkeyPatch, 
     assert Config().paths().root == PROJECT_ROOT
     monkeypatch.setenv("PRICECAST_HOME", str(tmp_path))
     assert Config().paths().prices == tmp_path.resolve() / "data" / "prices"
+
+
+def test_merged_lays_overrides_over_a_served_config() -> None:
+    from tasks.config import merged
+
+    served = Config(home="/srv/h").model_dump(mode="json")
+    out = Config.model_validate(merged(served, {"training": {"epochs": 5}}))
+    assert (out.training.epochs, out.training.batch_size, str(out.home)) == (5, 100, "/srv/h")
 
 
 def test_flat_params_name_every_field() -> None:

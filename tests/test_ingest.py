@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from tasks import ingest
-from tasks.ingest import DataError, load_default, merge, pick_ticker, read_prices, read_store, store_prices, to_csv_bytes
+from tasks.errors import DataError
+from tasks.ingest import load_default, merge, pick_ticker, read_prices, read_store, store_prices, to_csv_bytes
 from tests.conftest import write
 
 NSE = """
@@ -175,13 +176,32 @@ def test_failure_between_write_and_rename_leaves_the_store_intact(tmp_path: Path
     with pytest.raises(OSError, match="injected"):
         store_prices(pick_ticker(read_prices(more), more, "T"), store_file)
     assert store_file.read_bytes() == before
-    assert os.listdir(store_file.parent) == ["T.csv"]  # no temporary file left behind
+    assert [p for p in os.listdir(store_file.parent) if p.endswith(".tmp")] == []  # no temporary file left behind
 
 
 def test_store_round_trip_is_canonical(tmp_path: Path) -> None:
     store_file = tmp_path / "T.csv"
     path = write(tmp_path / "nse.csv", NSE)
-    merged = store_prices(pick_ticker(read_prices(path), path, "T"), store_file)
+    prices = pick_ticker(read_prices(path), path, "T")
+    store_prices(prices, store_file)
     assert store_file.read_text().splitlines()[0] == "date,open,high,low,close,volume"
-    assert store_file.read_bytes() == to_csv_bytes(merged)
-    pd.testing.assert_frame_equal(read_store(store_file), merged)
+    pd.testing.assert_frame_equal(read_store(store_file), prices.frame)
+    assert store_file.read_bytes() == to_csv_bytes(read_store(store_file))
+
+
+def test_full_precision_prices_merge_again_without_a_false_conflict(tmp_path: Path) -> None:
+    store_file = tmp_path / "T.csv"
+    path = write(tmp_path / "y.csv", "Date,Open,High,Low,Close,Volume\n2020-01-02,27.850000381469727,28,27,27.9,123456789012\n")
+    prices = pick_ticker(read_prices(path), path, "T")
+    store_prices(prices, store_file)
+    before = store_file.read_bytes()
+    store_prices(prices, store_file)  # the same file again: identical repeats, nothing to do
+    assert store_file.read_bytes() == before
+    assert read_store(store_file)["open"].iloc[0] == 27.850000381469727
+    assert read_store(store_file)["volume"].iloc[0] == 123456789012
+
+
+def test_errors_name_the_files_own_header_and_true_line(tmp_path: Path) -> None:
+    text = NSE.replace("2018-10-02,10.0,10.6,9.9,10.4,10.5,200,2.1", "\n2018-10-02,10.0,10.6,9.9,10.4,10.5,lots,2.1")
+    with pytest.raises(DataError, match=r"Value 'lots' in nse.csv line 4, column 'Total Trade Quantity', is not a number"):
+        read_prices(write(tmp_path / "nse.csv", text))

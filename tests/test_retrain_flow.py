@@ -76,6 +76,9 @@ def test_retrain_lifecycle(tata: pd.DataFrame, tmp_path: Path) -> None:
     assert worse.action == "kept" and worse.champion is not None and worse.challenger["mae"] > worse.champion["mae"]
     assert client.get_registered_model("pricecast-TATA").aliases == {"champion": 2}
     assert len(pd.read_csv(home / "data" / "prices" / "TATA.csv")) == 135
+    # Nothing new since that kept challenger: skipped, not trained again.
+    [again] = retrain(config(home, epochs=1))
+    assert again.action == "skipped" and f"version {worse.challenger_version}" in again.reason
 
     # More new days; a better (longer-trained) challenger takes the alias.
     drop(home, "TATA_week2.csv", tata.iloc[135:])
@@ -93,7 +96,7 @@ def test_retrain_lifecycle(tata: pd.DataFrame, tmp_path: Path) -> None:
     assert challenger_run.data.metrics["champion_mae"] == pytest.approx(better.champion["mae"])
     old = client.get_model_version("pricecast-TATA", "2")
     assert f"replaced as champion by version {better.challenger_version}" in old.description
-    assert "kept" in client.get_run(old.run_id).data.tags["promotion.last_challenge"] or "promoted" in client.get_run(old.run_id).data.tags["promotion.last_challenge"]
+    assert f"version {better.challenger_version} promoted" in client.get_run(old.run_id).data.tags["promotion.last_challenge"]
     assert "promoted" in challenger.description
     worse_version = client.get_model_version("pricecast-TATA", worse.challenger_version)
     assert "kept" in worse_version.description and client.get_run(worse_version.run_id).data.tags["promotion.decision"] == "kept"
@@ -109,6 +112,8 @@ def test_a_rejected_file_is_reported_and_other_tickers_go_on(tata: pd.DataFrame,
     assert len(pd.read_csv(tmp_path / "data" / "prices" / "TATA.csv")) == 100
 
 
-def test_an_unknown_ticker_fails_the_run_with_its_name(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="retrain failed for NOPE"):
-        retrain(config(tmp_path, epochs=0), tickers=["NOPE"])
+def test_an_unknown_ticker_fails_the_run_with_its_name_and_the_others_go_on(tata: pd.DataFrame, tmp_path: Path) -> None:
+    drop(tmp_path, "TATA.csv", tata.iloc[:100])
+    with pytest.raises(RuntimeError, match="retrain failed for NOPE: NOPE: No prices for ticker 'NOPE'"):
+        retrain(config(tmp_path, epochs=0), tickers=["nope", "tata"])
+    assert client_for(tmp_path).get_registered_model("pricecast-TATA").aliases == {"champion": 1}

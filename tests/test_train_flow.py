@@ -131,12 +131,15 @@ def test_registered_version_loads_in_a_new_process_and_predicts_the_same(first_r
 
 def test_prefect_artifact_has_the_table_and_the_run_link(first_run: tuple[Config, RunRecord]) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
-    _, record = first_run
+    config, record = first_run
+    flow_run_id = client_for(config).get_run(record.run_id).data.tags["prefect.flow_run_id"]
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["train-tata"])))
-    assert artifacts, "no Prefect artifact 'train-tata'"
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["train-tata"]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    assert len(artifacts) == 1, "no Prefect artifact 'train-tata' for this flow run"
     assert "naive" in artifacts[0].data and record.run_id in artifacts[0].data and "| MAE |" in artifacts[0].data
 
 
@@ -165,11 +168,17 @@ def test_a_failing_flow_ends_its_run_failed_and_registers_nothing(slice_files: t
     assert client.search_registered_models() == []
 
 
-def test_bad_data_stops_before_any_run(tmp_path: Path) -> None:
-    from tasks.ingest import DataError
+def test_bad_data_stops_before_any_run_and_writes_nothing(tmp_path: Path, slice_files: tuple[Path, Path]) -> None:
+    from tasks.errors import DataError
 
     bad = tmp_path / "bad.csv"
     bad.write_text("Date,Open,High,Low,Close\n2018-10-01,1,1,1,1\n2018-10-02,x,1,1,1\n")
     with pytest.raises(DataError, match=r"Value 'x' in bad.csv line 3, column 'Open'"):
         train(Config(home=tmp_path, data=DataConfig(path=bad)))
-    assert not (tmp_path / "data" / "prices").exists()
+    # Valid files that do not fit together: a test file inside the training period, too few rows.
+    with pytest.raises(DataError, match="tata.csv starts on 2018-02-21, not after the last training day"):
+        train(Config(home=tmp_path, data=DataConfig(path=slice_files[0]), split=SplitConfig(test_path=slice_files[0])))
+    with pytest.raises(DataError, match=r"tata.csv: 134 rows are fewer than a lookback of 200 days"):
+        train(Config(home=tmp_path, data=DataConfig(path=slice_files[0]), window=WindowConfig(lookback=200)))
+    assert not (tmp_path / "data" / "prices").exists() or not list((tmp_path / "data" / "prices").glob("*.csv"))
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists() or client_for(Config(home=tmp_path)).search_registered_models() == []

@@ -1,0 +1,90 @@
+"""`pricecast serve` against a real Prefect server on 127.0.0.1: deployments, schedule, limits, manual trigger."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+PRICECAST = [sys.executable, "-m", "flows.cli"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def api(port: int, path: str, body: dict | None = None) -> object:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api{path}", data=json.dumps(body or {}).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def served(tmp_path: Path, shared_data: Path):
+    """`pricecast serve` in its own process with its own Prefect home; stopped with Ctrl+C."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PRICECAST_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
+    incoming = tmp_path / "home" / "data" / "incoming"
+    incoming.mkdir(parents=True)
+    pd.read_csv(shared_data / "NSETATAGLOBAL.csv").head(120).to_csv(incoming / "TATA.csv", index=False)
+    log = open(tmp_path / "serve.log", "w")
+    process = subprocess.Popen([*PRICECAST, "serve", "--prefect-port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        try:
+            if len(api(port, "/deployments/filter")) == 2:
+                break
+        except OSError:
+            pass
+        assert process.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+        time.sleep(2)
+    else:
+        pytest.fail("deployments did not appear:\n" + (tmp_path / "serve.log").read_text()[-3000:])
+    yield port, env, tmp_path
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    log.close()
+
+
+def test_serve_schedules_limits_and_manual_trigger(served: tuple[int, dict, Path]) -> None:
+    port, env, tmp_path = served
+    deployments = {d["name"] + ":" + d["flow_id"]: d for d in api(port, "/deployments/filter")}
+    flows = {f["id"]: f["name"] for f in api(port, "/flows/filter")}
+    by_flow = {flows[d["flow_id"]]: d for d in deployments.values()}
+    assert set(by_flow) == {"train", "retrain"}
+    assert all(d["name"] == "pricecast" for d in by_flow.values())
+    schedules = by_flow["retrain"]["schedules"]
+    assert [(s["schedule"]["cron"], s["schedule"]["timezone"], s["active"]) for s in schedules] == [("30 17 * * 1-5", "America/New_York", True)]
+    assert by_flow["train"]["schedules"] == []
+    for deployment in by_flow.values():
+        limit = deployment.get("global_concurrency_limit") or {}
+        assert deployment.get("concurrency_limit") == 1 or limit.get("limit") == 1
+    home = json.loads(json.dumps(by_flow["retrain"]["parameters"]))["config"]["home"]
+    assert home == str((tmp_path / "home").resolve())
+
+    # A manual trigger from another process, waiting for the run to finish.
+    out = subprocess.run(
+        [*PRICECAST, "trigger", "retrain", "--ticker", "TATA", "--wait", "--prefect-port", str(port)],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:] + (tmp_path / "serve.log").read_text()[-3000:]
+    assert "of retrain: Completed" in out.stdout
+    assert (tmp_path / "home" / "data" / "prices" / "TATA.csv").exists()
+    assert (tmp_path / "home" / "data" / "incoming" / "processed" / "TATA.csv").exists()
