@@ -23,7 +23,7 @@ def start_server(config: Config, timeout: float = 120) -> subprocess.Popen:
     url = api_url(config)
     server = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(config.schedule.prefect_port)],
-        env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+        env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": url},
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -128,7 +128,7 @@ def training_run(config: Config, prices: PriceFile, split: Split, flow_run_id: s
     """
     paths = config.paths()
     experiment_id = ensure_experiment(experiment_name(config.tracking, prices.ticker), paths)
-    name = f"{config.model.cell}({config.model.units}) seed {config.training.seed}"
+    name = f"{config.model.cell}({config.model.units}) {config.training.epochs} epochs seed {config.training.seed}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=name) as run:
         try:
             mlflow.set_tags(

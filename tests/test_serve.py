@@ -76,8 +76,10 @@ def test_serve_schedules_limits_and_manual_trigger(served: tuple[int, dict, Path
     for deployment in by_flow.values():
         limit = deployment.get("global_concurrency_limit") or {}
         assert deployment.get("concurrency_limit") == 1 or limit.get("limit") == 1
-    home = json.loads(json.dumps(by_flow["retrain"]["parameters"]))["config"]["home"]
-    assert home == str((tmp_path / "home").resolve())
+    assert by_flow["retrain"]["parameters"]["config"]["home"] == str((tmp_path / "home").resolve())
+    # The Prefect UI served with it talks to this server, not to the default port.
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ui-settings", timeout=10) as response:
+        assert json.loads(response.read())["api_url"] == f"http://127.0.0.1:{port}/api"
 
     # A manual trigger from another process, waiting for the run to finish.
     out = subprocess.run(
