@@ -137,6 +137,15 @@ def cmd_retrain(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_add(config: Config, args: argparse.Namespace) -> int:
+    from tasks.promote import add_incoming
+
+    for source in args.files:
+        print(f"{source} -> {add_incoming(Path(source), config.paths(), config.data.ticker)}")
+    print("`pricecast retrain` (or the schedule of `pricecast serve`) merges them into the store.")
+    return 0
+
+
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
     from tasks import tracking
     from tasks.promote import store_tickers
@@ -174,6 +183,10 @@ def _force(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="retrain even when the store has not changed")
 
 
+def _files(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE", help="price files (the ticker from a Ticker column, else --ticker, else the file name)")
+
+
 def _trigger_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("flow", choices=["train", "retrain"], help="which served deployment to run")
     p.add_argument("--wait", action="store_true", help="wait for the run to finish")
@@ -182,6 +195,7 @@ def _trigger_args(p: argparse.ArgumentParser) -> None:
 
 COMMANDS = {
     "train": (cmd_train, "train, evaluate, log and register one ticker's forecaster", None),
+    "add": (cmd_add, "check price files and put them in data/incoming/ for the next retrain", _files),
     "retrain": (cmd_retrain, "merge data/incoming/, retrain, promote better challengers (here and now)", _force),
     "status": (cmd_status, "each ticker's champion, its metrics against naive, and the last retrain decision", None),
     "serve": (cmd_serve, "serve the train (manual) and retrain (scheduled) deployments until stopped", None),

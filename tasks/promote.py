@@ -63,6 +63,20 @@ def _move(path: Path, folder: Path) -> Path:
     return Path(shutil.move(path, target))
 
 
+def add_incoming(source: Path, paths: Paths, ticker: str | None) -> Path:
+    """Copy a checked price file into `data/incoming/` for the next retrain.
+
+    With a ticker, the copy is named `<TICKER>_<name>` so the merge files it under that ticker
+    (a Ticker column in the file still wins). Bad files are refused here, before they land.
+    """
+    read_prices(source)
+    name = f"{ticker.upper()}_{source.name}" if ticker else source.name
+    paths.incoming.mkdir(parents=True, exist_ok=True)
+    target = paths.incoming / name
+    write_atomic(target, Path(source).read_bytes())
+    return target
+
+
 def merge_file(path: Path, paths: Paths) -> set[str]:
     """Validate one incoming file and merge it into the store; returns the tickers it changed.
 

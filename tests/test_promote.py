@@ -10,7 +10,7 @@ import pytest
 
 from tasks.config import Config, PromotionConfig
 from tasks.ingest import DataError
-from tasks.promote import decide, evaluate_on_holdout, incoming_ticker, merge_incoming, store_tickers
+from tasks.promote import add_incoming, decide, evaluate_on_holdout, incoming_ticker, merge_incoming, store_tickers
 from tests.conftest import write
 
 HEADER = "Date,Open,High,Low,Close,Volume"
@@ -108,3 +108,36 @@ def test_evaluate_on_holdout_scores_a_forecaster_on_the_latest_days() -> None:
     assert perfect.metrics["mae"] == 0.0 and perfect.metrics["skill"] == 1.0
     with pytest.raises(DataError, match="30 rows are fewer than a holdout of 26 days plus a lookback of 5"):
         evaluate_on_holdout(lambda w: w[:, -1], 5, frame, "open", 26)
+
+
+def test_a_crash_between_write_and_rename_keeps_the_store_and_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tasks.ingest
+
+    paths = paths_in(tmp_path)
+    drop(paths, "ACME.csv", ["2020-01-01,1,1,1,1,1"])
+    merge_incoming(paths)
+    before = paths.store_file("ACME").read_bytes()
+    drop(paths, "ACME_new.csv", ["2020-01-02,2,2,2,2,1"])
+
+    def crash(src: str, dst: str) -> None:
+        raise OSError("power cut (injected)")
+
+    monkeypatch.setattr(tasks.ingest.os, "replace", crash)
+    with pytest.raises(OSError, match="injected"):
+        merge_incoming(paths)
+    assert paths.store_file("ACME").read_bytes() == before
+    assert (paths.incoming / "ACME_new.csv").exists()  # still waiting: the next retrain merges it
+    monkeypatch.undo()
+    assert merge_incoming(paths).tickers == {"ACME"}
+
+
+def test_add_puts_a_file_in_incoming_under_its_ticker(tmp_path: Path) -> None:
+    paths = paths_in(tmp_path)
+    source = write(tmp_path / "export.csv", "\n".join([HEADER, "2020-01-01,1,1,1,1,1"]))
+    staged = add_incoming(source, paths, "acme")
+    assert staged == paths.incoming / "ACME_export.csv" and source.exists()
+    assert merge_incoming(paths).tickers == {"ACME"}
+    assert add_incoming(source, paths, None).name == "export.csv"
+    with pytest.raises(DataError, match=r"Value 'x' in bad.csv line 2, column 'Open'"):
+        add_incoming(write(tmp_path / "bad.csv", "\n".join([HEADER, "2020-01-01,x,1,1,1,1"])), paths, "ACME")
+    assert not (paths.incoming / "ACME_bad.csv").exists()

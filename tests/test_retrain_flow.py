@@ -10,6 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from flows.retrain import retrain
+from tasks import tracking
 from tasks.config import Config, PromotionConfig, TrainingConfig, WindowConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -100,6 +101,12 @@ def test_retrain_lifecycle(tata: pd.DataFrame, tmp_path: Path) -> None:
     assert "promoted" in challenger.description
     worse_version = client.get_model_version("pricecast-TATA", worse.challenger_version)
     assert "kept" in worse_version.description and client.get_run(worse_version.run_id).data.tags["promotion.decision"] == "kept"
+
+    # `pricecast status` reads it all back.
+    row = tracking.status("TATA")
+    assert row["champion"] == f"v{better.challenger_version}" and row["mae"] == f"{better.challenger['mae']:.4g}"
+    assert row["naive_mae"] == f"{better.challenger['naive_mae']:.4g}" and row["trained_on"].endswith(tata["Date"].iloc[-11])
+    assert "promoted" in row["last_decision"] and better.reason in row["last_decision"]
 
 
 def test_a_rejected_file_is_reported_and_other_tickers_go_on(tata: pd.DataFrame, tmp_path: Path) -> None:

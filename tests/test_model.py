@@ -1,0 +1,39 @@
+"""The network from the config, seeded training, and the figures a run logs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.config import ModelConfig, TrainingConfig
+from tasks.plot import forecast_figure, loss_figure
+from tasks.train import build_model, fit_model, predict
+
+
+@pytest.mark.parametrize("cell", ["SimpleRNN", "LSTM", "GRU"])
+def test_build_model_from_the_config(cell: str) -> None:
+    model = build_model(ModelConfig(cell=cell, units=4), lookback=6, learning_rate=0.01)
+    assert [type(layer).__name__ for layer in model.layers] == [cell, "Dense"]
+    assert model.layers[0].units == 4 and model.output_shape == (None, 1)
+
+
+def test_same_seed_same_weights_other_seed_other_weights() -> None:
+    x = np.random.default_rng(0).random((40, 6, 1)).astype("float32")
+    y = x[:, -1, 0]
+    training = TrainingConfig(epochs=2, batch_size=8, seed=5)
+    first, second = fit_model(x, y, ModelConfig(), training), fit_model(x, y, ModelConfig(), training)
+    np.testing.assert_array_equal(predict(first.model, x), predict(second.model, x))
+    assert first.history == second.history and len(first.history["loss"]) == 2 and len(first.history["val_loss"]) == 2
+    other = fit_model(x, y, ModelConfig(), training.model_copy(update={"seed": 6}))
+    assert not np.array_equal(predict(first.model, x), predict(other.model, x))
+
+
+def test_figures_show_loss_and_real_predicted_naive() -> None:
+    fig = loss_figure({"loss": [1.0, 0.5], "val_loss": [1.2, 0.7]}, "T")
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["training", "validation"]
+    predictions = pd.DataFrame({"date": pd.bdate_range("2020-01-01", periods=3), "actual": [1.0, 2, 3], "predicted": [1.1, 2, 2.9], "naive": [0.9, 1, 2]})
+    fig = forecast_figure(predictions, "T", "open price")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels == ["real", "predicted (model)", "naive (yesterday's value)"]
+    assert list(fig.axes[0].get_lines()[2].get_ydata()) == [0.9, 1, 2]
