@@ -30,8 +30,9 @@ serve: $(STAMP)  ## serve the deployments (schedules and manual triggers) until 
 ui: $(STAMP)  ## the MLflow UI on http://127.0.0.1:5000
 	$(BIN)/pricecast ui $(ARGS)
 
-bench: $(STAMP)  ## the seed's configuration over several seeds (slow)
+bench: $(STAMP)  ## the seed's configuration over ten seeds, then the time of a default run (slow)
 	$(BIN)/python bench/seed_spread.py $(ARGS)
+	$(BIN)/python bench/run_time.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

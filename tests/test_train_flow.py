@@ -182,3 +182,12 @@ def test_bad_data_stops_before_any_run_and_writes_nothing(tmp_path: Path, slice_
         train(Config(home=tmp_path, data=DataConfig(path=slice_files[0]), window=WindowConfig(lookback=200)))
     assert not (tmp_path / "data" / "prices").exists() or not list((tmp_path / "data" / "prices").glob("*.csv"))
     assert not (tmp_path / "mlruns" / "mlflow.db").exists() or client_for(Config(home=tmp_path)).search_registered_models() == []
+
+
+def test_the_command_line_names_bad_input_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli import main
+
+    bad = tmp_path / "prices.csv"
+    bad.write_text("Date,Open,High,Low,Close\n2018-10-01,1,1,1,1\n2018-13-01,1,1,1,1\n")
+    assert main(["train", "--data", str(bad), "--home", str(tmp_path)]) == 2
+    assert "pricecast: Date '2018-13-01' in prices.csv line 3, column 'Date', is not a date" in capsys.readouterr().err

@@ -1,0 +1,45 @@
+"""How long `pricecast train` (what `make run` runs) takes, and how much of it is training.
+
+Usage: python bench/run_time.py [--repeat 2] [pricecast train flags...]
+
+Each repeat runs the real command in a fresh temporary home (Prefect's temporary server,
+MLflow on SQLite, the embedded default data, 100 epochs) and prints the wall time, the fit
+time the run logged (`train_seconds`) and the rest: start-up, orchestration and tracking.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=2)
+    args, train_flags = parser.parse_known_args()
+    rows = []
+    for i in range(args.repeat):
+        with tempfile.TemporaryDirectory() as home:
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "flows.cli", "train", "--home", home, *train_flags], check=True, capture_output=True)
+            wall = time.perf_counter() - start
+            mlflow.set_tracking_uri(f"sqlite:///{Path(home) / 'mlruns' / 'mlflow.db'}")
+            run = mlflow.search_runs(search_all_experiments=True).iloc[0]
+            fit = float(run["metrics.train_seconds"])
+            rows.append((wall, fit))
+            print(f"run {i + 1}: wall {wall:.1f} s, training (model.fit) {fit:.1f} s, everything else {wall - fit:.1f} s", flush=True)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "flows.cli", "--help"], check=True, capture_output=True)
+    print(f"mean: wall {statistics.mean(r[0] for r in rows):.1f} s, training {statistics.mean(r[1] for r in rows):.1f} s")
+    print(f"pricecast --help: {time.perf_counter() - start:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
