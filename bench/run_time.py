@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import mlflow
+from mlflow import MlflowClient
 
 
 def main() -> None:
@@ -30,9 +30,9 @@ def main() -> None:
             start = time.perf_counter()
             subprocess.run([sys.executable, "-m", "flows.cli", "train", "--home", home, *train_flags], check=True, capture_output=True)
             wall = time.perf_counter() - start
-            mlflow.set_tracking_uri(f"sqlite:///{Path(home) / 'mlruns' / 'mlflow.db'}")
-            run = mlflow.search_runs(search_all_experiments=True).iloc[0]
-            fit = float(run["metrics.train_seconds"])
+            client = MlflowClient(tracking_uri=f"sqlite:///{Path(home) / 'mlruns' / 'mlflow.db'}")
+            [run] = client.search_runs([e.experiment_id for e in client.search_experiments()])
+            fit = run.data.metrics["train_seconds"]
             rows.append((wall, fit))
             print(f"run {i + 1}: wall {wall:.1f} s, training (model.fit) {fit:.1f} s, everything else {wall - fit:.1f} s", flush=True)
     start = time.perf_counter()
