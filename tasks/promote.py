@@ -7,23 +7,26 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timezone, UTC
 from pathlib import Path
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from mlflow.entities.model_registry import ModelVersion
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks import tracking
-
 from tasks.config import Config, DataConfig, Paths, PromotionConfig, SplitConfig
 from tasks.evaluate import Evaluation, compare
 from tasks.errors import DataError
 from tasks.ingest import digest, merged_store, read_prices, retry_on_io_error, store_lock, write_atomic
 from tasks.report import artifact_key
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
 
 
 @dataclass
@@ -58,7 +61,7 @@ def _move(path: Path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / path.name
     if target.exists():
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         target = folder / f"{path.stem}.{stamp}{path.suffix}"
     return Path(shutil.move(path, target))
 
