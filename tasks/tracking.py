@@ -194,15 +194,14 @@ def log_results(
         mlflow.log_artifact(str(folder / "scaler.joblib"))
         fitted.model.save(folder / "network.keras")
         example = windows_frame(scaler.inverse_transform(x_test.reshape(-1, 1)).reshape(x_test.shape[:2]))
-        with _quiet_type_hints():
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=FORECASTER_CODE,
-                artifacts={"network": str(folder / "network.keras"), "scaler": str(folder / "scaler.joblib")},
-                signature=infer_signature(example, evaluation.predictions["predicted"].to_numpy()),
-                input_example=example.head(1),
-                pip_requirements=[f"{p}=={package_version(p)}" for p in ("mlflow", "tensorflow", "scikit-learn", "pandas", "joblib")],
-            )
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=FORECASTER_CODE,
+            artifacts={"network": str(folder / "network.keras"), "scaler": str(folder / "scaler.joblib")},
+            signature=infer_signature(example, evaluation.predictions["predicted"].to_numpy()),
+            input_example=example.head(1),
+            pip_requirements=[f"{p}=={package_version(p)}" for p in ("mlflow", "tensorflow", "scikit-learn", "pandas", "joblib")],
+        )
     name = model_name(ticker)
     version = register(info.model_uri, name, run.info.run_id, config, evaluation.metrics)
     url = run_url(config.tracking, run.info.experiment_id, run.info.run_id)
@@ -231,16 +230,7 @@ def track(
 
 def load_forecaster(name: str, version: str | int) -> mlflow.pyfunc.PyFuncModel:
     """A registered version as a pyfunc model."""
-    with _quiet_type_hints():
-        return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-
-
-@contextmanager
-def _quiet_type_hints() -> Iterator[None]:
-    """MLflow asks for type hints on `predict`; the model's signature already validates its input."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method", category=UserWarning)
-        yield
+    return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
 
 
 def _registered(name: str) -> mlflow.entities.model_registry.RegisteredModel | None:
