@@ -90,3 +90,36 @@ def test_serve_schedules_limits_and_manual_trigger(served: tuple[int, dict, Path
     assert "of retrain: Completed" in out.stdout
     assert (tmp_path / "home" / "data" / "prices" / "TATA.csv").exists()
     assert (tmp_path / "home" / "data" / "incoming" / "processed" / "TATA.csv").exists()
+
+
+def test_ui_serves_the_store(tmp_path: Path, shared_data: Path) -> None:
+    """`pricecast ui` is a real MLflow server on 127.0.0.1 that reads this home's store."""
+    import mlflow
+
+    home = tmp_path / "home"
+    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    (home / "mlruns").mkdir(parents=True)
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("pricecast-TEST", artifact_location=(home / "mlruns" / "artifacts").as_uri())
+    run = client.create_run(experiment, run_name="probe")
+    client.log_metric(run.info.run_id, "mae", 4.5)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    ui = subprocess.Popen([*PRICECAST, "ui", "--home", str(home), "--ui-port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                url = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/runs/get?run_id={run.info.run_id}"
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    served = json.loads(response.read())["run"]
+                break
+            except OSError:
+                assert time.monotonic() < deadline and ui.poll() is None, "the MLflow UI did not come up"
+                time.sleep(1)
+        assert served["info"]["run_name"] == "probe" and served["data"]["metrics"][0]["value"] == 4.5
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            assert b"<html" in response.read().lower()
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
