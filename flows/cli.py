@@ -115,6 +115,8 @@ def cmd_ui(config: Config, args: argparse.Namespace) -> int:
     uri = tracking_uri(config.tracking, config.paths())
     if uri.startswith("sqlite:///"):
         config.paths().mlruns.mkdir(parents=True, exist_ok=True)
+    # MLflow's GenAI job runner starts worker processes that outlive the UI; runs and models need none.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(config.tracking.ui_port)]
     print(f"MLflow UI on http://127.0.0.1:{config.tracking.ui_port} for {uri} (Ctrl+C stops it)", flush=True)
     os.execv(sys.executable, command)
