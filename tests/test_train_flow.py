@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from flows.train import train
 from tasks.config import Config, DataConfig, SplitConfig, TrainingConfig, WindowConfig
+from tasks import tracking
 from tasks.tracking import RunRecord
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -108,6 +109,7 @@ def test_registered_version_loads_in_a_new_process_and_predicts_the_same(first_r
     version = client.get_model_version(record.model_name, record.version)
     assert version.run_id == record.run_id and version.tags["data_digest"] == client.get_run(record.run_id).data.tags["data_digest"]
     assert "MAE" in version.description and "naive" in version.description
+    assert tracking.lookback_of(tracking.load_forecaster(record.model_name, record.version)) == 60
     store = pd.read_csv(config.paths().store_file("TATA"))
     opens = store["open"].to_numpy()
     windows = np.lib.stride_tricks.sliding_window_view(opens, 60)[-17:-1]  # the windows before each test day
