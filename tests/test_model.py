@@ -10,6 +10,8 @@ from tasks.config import ModelConfig, TrainingConfig
 from tasks.plot import forecast_figure, loss_figure
 from tasks.train import build_model, fit_model, predict
 
+pytestmark = pytest.mark.slow  # builds and trains (tiny) Keras models
+
 
 @pytest.mark.parametrize("cell", ["SimpleRNN", "LSTM", "GRU"])
 def test_build_model_from_the_config(cell: str) -> None:

@@ -12,7 +12,7 @@ import tasks.ingest
 from tasks.errors import DataError
 from tasks.ingest import ingest
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 FRAME = pd.DataFrame({"date": pd.to_datetime(["2020-01-01"]), "open": [1.0], "high": [1.0], "low": [1.0], "close": [1.0], "volume": [1.0]})
 
