@@ -246,9 +246,14 @@ def read_store(path: Path) -> pd.DataFrame:
     return read_prices(path)[""]
 
 
-def merged_store(store_file: Path, frame: pd.DataFrame, source: str) -> bytes | None:
-    """The store file's new content with `frame` merged in, or None when nothing changes."""
-    merged = merge(read_store(store_file), frame, store_file.name, Path(source).name)
+def merged_store(store_file: Path, *files: PriceFile) -> bytes | None:
+    """The store file's new content with each file merged in turn, or None when nothing changes.
+
+    A conflict names the file it comes from and the store row it contradicts.
+    """
+    merged = read_store(store_file)
+    for prices in files:
+        merged = merge(merged, prices.frame, store_file.name, Path(prices.source).name)
     content = to_csv_bytes(merged)
     return None if store_file.exists() and store_file.read_bytes() == content else content
 
@@ -265,10 +270,10 @@ def store_lock(prices_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def store_prices(prices: PriceFile, store_file: Path) -> None:
-    """Merge a ticker's prices into its store file, atomically."""
+def store_prices(store_file: Path, *files: PriceFile) -> None:
+    """Merge a ticker's price files into its store file: one atomic write, under the store's lock."""
     with store_lock(store_file.parent):
-        content = merged_store(store_file, prices.frame, prices.source)
+        content = merged_store(store_file, *files)
         if content is not None:
             write_atomic(store_file, content)
 
@@ -290,5 +295,4 @@ def ingest(path: Path | None, ticker: str | None) -> PriceFile:
 @task(name="store", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_io_error, cache_policy=NO_CACHE)
 def store(prices: PriceFile, test: PriceFile | None, store_file: Path) -> None:
     """Keep what a run trains and tests on in the ticker's store file (one atomic write)."""
-    frames = [prices.frame] if test is None else [prices.frame, test.frame]
-    store_prices(PriceFile(prices.ticker, pd.concat(frames, ignore_index=True), prices.source), store_file)
+    store_prices(store_file, *[f for f in (prices, test) if f is not None])

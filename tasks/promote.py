@@ -6,6 +6,7 @@ Pure functions decide; `tasks.tracking` records the decision in MLflow.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, UTC
 from pathlib import Path
@@ -22,7 +23,7 @@ from tasks import tracking
 from tasks.config import Config, DataConfig, Paths, PromotionConfig, SplitConfig
 from tasks.evaluate import Evaluation, compare
 from tasks.errors import DataError
-from tasks.ingest import digest, merged_store, read_prices, retry_on_io_error, store_lock, write_atomic
+from tasks.ingest import PriceFile, digest, merged_store, read_prices, retry_on_io_error, store_lock, write_atomic
 from tasks.report import artifact_key
 
 if TYPE_CHECKING:
@@ -88,8 +89,9 @@ def merge_file(path: Path, paths: Paths) -> set[str]:
     """
     updates = {}
     for ticker, frame in read_prices(path).items():
-        store_file = paths.store_file(ticker or incoming_ticker(path))
-        updates[store_file] = merged_store(store_file, frame, str(path))
+        ticker = ticker or incoming_ticker(path)
+        store_file = paths.store_file(ticker)
+        updates[store_file] = merged_store(store_file, PriceFile(ticker, frame, str(path)))
     for store_file, content in updates.items():
         if content is not None:
             write_atomic(store_file, content)
@@ -135,7 +137,9 @@ def challenger_config(config: Config, ticker: str, paths: Paths) -> Config:
     )
 
 
-def evaluate_on_holdout(predict_prices, lookback: int, frame: pd.DataFrame, target: str, holdout_days: int) -> Evaluation:  # noqa: ANN001
+def evaluate_on_holdout(
+    predict_prices: Callable[[np.ndarray], np.ndarray], lookback: int, frame: pd.DataFrame, target: str, holdout_days: int
+) -> Evaluation:
     """Score a price forecaster (windows in price units -> prices) on the latest `holdout_days`.
 
     Raises:

@@ -267,7 +267,8 @@ def record_decision(decision: Decision, challenger_run_id: str) -> None:
     """Record a retrain decision on both runs, both versions and the registered model.
 
     The alias moves before anything says "promoted", so a failure part-way never claims a
-    promotion that did not happen; the task retries, and every step is safe to repeat.
+    promotion that did not happen. The task retries; a retry sets the same tags and alias
+    again and may add a second description line.
     """
     client = MlflowClient()
     name = model_name(decision.ticker)
