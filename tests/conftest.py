@@ -42,3 +42,17 @@ def write(path: Path, text: str) -> Path:
     """Write a small hand-made file (leading spaces of each line removed)."""
     path.write_text("\n".join(line.strip() for line in text.strip().splitlines()) + "\n")
     return path
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001 - pytest's hook signature
+    """End with `reliability: N cases, M passed` over the tests marked `reliability`."""
+    reports = [
+        r
+        for key in ("passed", "failed", "error", "skipped")
+        for r in terminalreporter.stats.get(key, [])
+        if getattr(r, "when", "call") == "call" or r.outcome != "passed"
+    ]
+    cases = {r.nodeid: r.outcome for r in reports if "reliability" in r.keywords}
+    if cases:
+        passed = sum(outcome == "passed" for outcome in cases.values())
+        terminalreporter.write_line(f"reliability: {len(cases)} cases, {passed} passed")
