@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any, get_args
 
@@ -165,6 +166,42 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
+    from flows.forecast import forecast_all
+
+    for result in forecast_all(config, _tickers(config), args.start, args.end):
+        print(f"\n{result.ticker}: forecasts from {result.model} (MLflow run {result.run_id})")
+        shown = result.rows[["as_of", "date", "forecast", "naive", "actual", "error"]].dropna(axis="columns", how="all")
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        if result.scores:
+            s = result.scores
+            print(f"{s['forecasts_scored']:.0f} forecasts of past days: MAE {s['mae']:.4f} vs naive {s['naive_mae']:.4f} (skill {s['skill']:+.3f})")
+    print(f"\nAppended to {config.paths().forecasts}/<TICKER>.csv")
+    return 0
+
+
+def cmd_serve_model(config: Config, args: argparse.Namespace) -> int:
+    from tasks import tracking
+    from tasks.errors import DataError
+
+    if not config.data.ticker or "," in config.data.ticker:
+        raise DataError("serve-model serves one ticker's model: give --ticker X")
+    uri = tracking.connect(config.tracking, config.paths())
+    ref = tracking.forecast_model(config.data.ticker)
+    port = config.forecast.model_port
+    print(f"Serving {ref.label} ({ref.uri}) on http://127.0.0.1:{port}/invocations (Ctrl+C stops it)", flush=True)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", ref.uri, "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
+def _dates(p: argparse.ArgumentParser) -> None:
+    day = date.fromisoformat
+    p.add_argument("--start", type=day, metavar="YYYY-MM-DD", help="backfill: forecast from every store day from this one (default: only the last day)")
+    p.add_argument("--end", type=day, metavar="YYYY-MM-DD", help="backfill: up to this day (default: the store's last)")
+
+
 def cmd_serve(config: Config, args: argparse.Namespace) -> int:
     from flows.serve import serve
 
@@ -175,7 +212,11 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
 def cmd_trigger(config: Config, args: argparse.Namespace) -> int:
     from flows.serve import trigger
 
-    extra = {"tickers": _tickers(config), "force": args.force} if args.flow == "retrain" else {}
+    extra = {
+        "train": {},
+        "retrain": {"tickers": _tickers(config), "force": args.force},
+        "forecast": {"tickers": _tickers(config), "start": args.start and str(args.start), "end": args.end and str(args.end)},
+    }[args.flow]
     run = trigger(config, args.flow, given_values(args), extra, args.wait)
     print(f"Flow run {run.name} ({run.id}) of {args.flow}: {run.state.name if run.state else 'scheduled'}")
     return 0 if not args.wait or (run.state and run.state.is_completed()) else 1
@@ -190,9 +231,10 @@ def _files(p: argparse.ArgumentParser) -> None:
 
 
 def _trigger_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("flow", choices=["train", "retrain"], help="which served deployment to run")
+    p.add_argument("flow", choices=["train", "retrain", "forecast"], help="which served deployment to run")
     p.add_argument("--wait", action="store_true", help="wait for the run to finish")
     _force(p)
+    _dates(p)
 
 
 COMMANDS = {
@@ -200,6 +242,8 @@ COMMANDS = {
     "add": (cmd_add, "check price files and put them in data/incoming/ for the next retrain", _files),
     "retrain": (cmd_retrain, "merge data/incoming/, retrain, promote better challengers (here and now)", _force),
     "status": (cmd_status, "each ticker's champion, its metrics against naive, and the last retrain decision", None),
+    "forecast": (cmd_forecast, "forecast each ticker's next trading days from its champion, or backfill a past range", _dates),
+    "serve-model": (cmd_serve_model, "serve a ticker's champion over HTTP with MLflow's model server on 127.0.0.1", None),
     "serve": (cmd_serve, "serve the train (manual) and retrain (scheduled) deployments until stopped", None),
     "trigger": (cmd_trigger, "run a served deployment now", _trigger_args),
     "ui": (cmd_ui, "open the MLflow UI on 127.0.0.1 against this store", None),
@@ -229,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command][0](config, args)
     except ValidationError as exc:
         print(f"pricecast: invalid config:\n{exc}", file=sys.stderr)
-    except (DataError, FileNotFoundError) as exc:
+    except (DataError, FileNotFoundError, LookupError) as exc:
         print(f"pricecast: {exc}", file=sys.stderr)
     return 2
 

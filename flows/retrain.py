@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from flows import results
+from flows.forecast import forecast_all
 from flows.train import train
 from tasks import tracking
 from tasks.config import Config
@@ -22,7 +24,7 @@ def retrain_ticker(config: Config, ticker: str, force: bool = False) -> Decision
     # Train a challenger on the store, tested on the latest holdout days.
     challenger = train(challenger_config(config, ticker, paths))
     # Score the champion on the same days and decide.
-    decision = judge(ticker, frame, challenger, config.data.target, config.promotion)
+    decision = judge(ticker, frame, challenger, config.promotion)
     # Record the decision on both runs, the versions, the model; move the alias if promoted.
     record(decision, challenger.run_id, frame, config.promotion.holdout_days)
     get_run_logger().info("%s: %s (%s)", ticker, decision.action, decision.reason)
@@ -31,7 +33,7 @@ def retrain_ticker(config: Config, ticker: str, force: bool = False) -> Decision
 
 @flow(name="retrain")
 def retrain(config: Config = Config(), tickers: list[str] | None = None, force: bool = False) -> list[Decision]:
-    """Merge `data/incoming/`, then retrain the given tickers (default: every ticker in the store)."""
+    """Merge `data/incoming/`, retrain the given tickers (default: every ticker in the store), forecast the changed ones."""
     paths = config.paths()
     tracking.connect(config.tracking, paths)
     # Merge new files into the store; bad ones go to incoming/rejected/ with the reason.
@@ -40,10 +42,11 @@ def retrain(config: Config = Config(), tickers: list[str] | None = None, force: 
         get_run_logger().error("rejected %s: %s", name, error)
     # Retrain each ticker; one ticker's failure does not stop the others, but fails the run.
     states = {t: retrain_ticker(config, t, force, return_state=True) for t in [t.upper() for t in tickers or store_tickers(paths)]}
-    failed = {t: state.result(raise_on_failure=False) for t, state in states.items() if not state.is_completed()}
-    if failed:
-        raise RuntimeError(f"retrain failed for {', '.join(failed)}: " + "; ".join(f"{t}: {e}" for t, e in failed.items()))
-    return [state.result() for state in states.values()]
+    # Forecast from the champion of every ticker that got new data.
+    changed = [t for t, state in states.items() if state.is_completed() and state.result().action != "skipped"]
+    if config.forecast.after_retrain and changed:
+        forecast_all(config, changed)
+    return results(states, "retrain")
 
 
 if __name__ == "__main__":

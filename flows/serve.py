@@ -39,9 +39,10 @@ def start_server(config: Config, timeout: float = 120) -> subprocess.Popen:
 
 
 def deployments(config: Config) -> list:
-    """`train/pricecast` (manual) and `retrain/pricecast` (cron), one run at a time each."""
+    """`train/pricecast` and `forecast/pricecast` (manual), `retrain/pricecast` (cron), one run at a time each."""
     from prefect.schedules import Cron
 
+    from flows.forecast import forecast_all
     from flows.retrain import retrain
     from flows.train import train
 
@@ -56,7 +57,10 @@ def deployments(config: Config) -> list:
             parameters=parameters,
             schedule=Cron(config.schedule.cron, timezone=config.schedule.timezone),
             concurrency_limit=1,
-            description="Merge data/incoming/, retrain every ticker with new prices, promote better challengers.",
+            description="Merge data/incoming/, retrain every ticker with new prices, promote better challengers, forecast.",
+        ),
+        forecast_all.to_deployment(
+            name=DEPLOYMENT, parameters=parameters, concurrency_limit=1, description="Forecast every ticker from its champion, or backfill a past range."
         ),
     ]
 
@@ -70,7 +74,7 @@ def serve(config: Config) -> None:
     try:
         from prefect import serve as prefect_serve
 
-        print(f"Prefect UI: {api_url(config).removesuffix('/api')} (deployments train/{DEPLOYMENT}, retrain/{DEPLOYMENT})", flush=True)
+        print(f"Prefect UI: {api_url(config).removesuffix('/api')} (deployments train/{DEPLOYMENT}, retrain/{DEPLOYMENT}, forecast/{DEPLOYMENT})", flush=True)
         prefect_serve(*deployments(config), pause_on_shutdown=config.schedule.pause_on_shutdown)
     finally:
         if server is not None:

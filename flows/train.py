@@ -37,7 +37,7 @@ def train(config: Config = Config()) -> tracking.RunRecord:
         evaluation = evaluate(fitted.model, windows, scaled, parts, config.data.target)
         figures = plot(fitted.history, evaluation.predictions, prices.ticker, config.data.target)
         # Log everything and register the model as a new version, last.
-        record = tracking.track(config, prices.ticker, fitted, evaluation, figures, scaled.scaler, windows.x_test)
+        record = tracking.track(config, prices.ticker, fitted, evaluation, figures, scaled.scaler, parts.train)
     # Publish the metrics table and the run link as a Prefect artifact.
     publish(prices.ticker, record, tracking.date_range(parts.test))
     return record

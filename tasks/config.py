@@ -89,6 +89,15 @@ class PromotionConfig(_Group):
     naive_gate: bool = Field(True, description="A challenger must beat the naive forecast (tomorrow = today) to be promoted.")
 
 
+class ForecastConfig(_Group):
+    """Forecasts from each ticker's champion: the forecast flow and the served model."""
+
+    horizon: int = Field(1, ge=1, le=260, description="Trading days to forecast, one step at a time.")
+    after_retrain: bool = Field(True, description="The retrain flow forecasts each ticker with a champion when it is done.")
+    plot_days: int = Field(90, ge=1, description="Days of history drawn before the forecast in its plot.")
+    model_port: int = Field(5001, ge=1, le=65535, description="Port of `pricecast serve-model` (MLflow's model server).")
+
+
 class ScheduleConfig(_Group):
     """When `pricecast serve` runs the retrain deployment."""
 
@@ -112,6 +121,7 @@ class Config(BaseModel):
     training: TrainingConfig = TrainingConfig()
     tracking: TrackingConfig = TrackingConfig()
     promotion: PromotionConfig = PromotionConfig()
+    forecast: ForecastConfig = ForecastConfig()
     schedule: ScheduleConfig = ScheduleConfig()
 
     def paths(self) -> Paths:
@@ -140,6 +150,10 @@ class Paths(BaseModel):
     @property
     def incoming(self) -> Path:
         return self.root / "data" / "incoming"
+
+    @property
+    def forecasts(self) -> Path:
+        return self.root / "data" / "forecasts"
 
     @property
     def mlruns(self) -> Path:

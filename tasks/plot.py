@@ -35,6 +35,22 @@ def forecast_figure(predictions: pd.DataFrame, title: str, unit: str) -> Figure:
     return fig
 
 
+def forecasts_figure(frame: pd.DataFrame, rows: pd.DataFrame, title: str, target: str, days: int) -> Figure:
+    """Recent history, then the forecasts (and, for passed days, what happened and the naive forecast)."""
+    first = frame.loc[frame["date"] <= pd.to_datetime(rows["as_of"]).min(), "date"].tail(days).iloc[0]
+    shown = frame[frame["date"] >= first]
+    dates = pd.to_datetime(rows["date"])
+    fig = Figure(figsize=(9, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(shown["date"], shown[target], color="tab:red", label="real")
+    ax.plot(dates, rows["forecast"], color="tab:blue", marker="o", linestyle="none", label="forecast (model)")
+    ax.plot(dates, rows["naive"], color="tab:gray", marker="_", linestyle="none", label="naive (last known value)")
+    ax.set(title=title, xlabel="date", ylabel=f"{target} price")
+    ax.legend()
+    fig.autofmt_xdate()
+    return fig
+
+
 @task(name="plot", cache_policy=NO_CACHE)
 def plot(history: dict[str, list[float]], predictions: pd.DataFrame, ticker: str, target: str) -> dict[str, Figure]:
     return {

@@ -205,14 +205,13 @@ def check_store(paths: Paths, ticker: str, force: bool) -> tuple[pd.DataFrame, D
 
 
 @task(name="judge", cache_policy=NO_CACHE)
-def judge(ticker: str, frame: pd.DataFrame, challenger: tracking.RunRecord, target: str, config: PromotionConfig) -> Decision:
-    """Score the champion on the challenger's holdout days, with its own scaler and lookback, and decide."""
+def judge(ticker: str, frame: pd.DataFrame, challenger: tracking.RunRecord, config: PromotionConfig) -> Decision:
+    """Score the champion on the challenger's holdout days, with its own scaler, lookback and target, and decide."""
     champion = tracking.champion(ticker)
     champion_metrics = None
     if champion is not None:
-        model = tracking.load_forecaster(tracking.model_name(ticker), champion.version)
-        predict = lambda windows: model.predict(tracking.windows_frame(windows))  # noqa: E731
-        champion_metrics = evaluate_on_holdout(predict, tracking.lookback_of(model), frame, target, config.holdout_days).metrics
+        forecaster = tracking.forecaster_of(tracking.load_forecaster(tracking.model_name(ticker), champion.version))
+        champion_metrics = evaluate_on_holdout(forecaster.next_prices, forecaster.lookback, frame, forecaster.target, config.holdout_days).metrics
     promote, reason = decide(challenger.metrics, champion_metrics, config)
     return Decision(
         ticker,

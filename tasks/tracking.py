@@ -27,6 +27,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.config import PROJECT_ROOT, Config, Paths, TrackingConfig
+from tasks.forecaster import PriceForecaster, model_input
 from tasks.ingest import digest
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 FORECASTER_CODE = Path(__file__).with_name("forecaster.py")
+#: What a registered version needs to load and predict (tasks/forecaster.py's imports).
+MODEL_REQUIREMENTS = ("mlflow", "tensorflow", "scikit-learn", "pandas", "joblib")
 
 
 @dataclass(frozen=True)
@@ -53,13 +56,6 @@ class RunRecord:
     model_name: str
     version: str
     metrics: dict[str, float]
-
-
-def windows_frame(x_prices: np.ndarray) -> pd.DataFrame:
-    """Windows in price units (samples, lookback[, 1]) as the registered model's input frame."""
-    x_prices = np.asarray(x_prices, dtype="float64").reshape(len(x_prices), -1)
-    lookback = x_prices.shape[1]
-    return pd.DataFrame(x_prices, columns=[f"t-{lag}" for lag in range(lookback, 0, -1)])
 
 
 def tracking_uri(config: TrackingConfig, paths: Paths) -> str:
@@ -175,7 +171,7 @@ def log_results(
     evaluation: Evaluation,
     figures: dict[str, Figure],
     scaler: MinMaxScaler,
-    x_test: np.ndarray,
+    history: pd.DataFrame,
 ) -> RunRecord:
     """Log metrics, plots, predictions, scaler and model; register the model as a new version last.
 
@@ -193,14 +189,17 @@ def log_results(
         joblib.dump(scaler, folder / "scaler.joblib")
         mlflow.log_artifact(str(folder / "scaler.joblib"))
         fitted.model.save(folder / "network.keras")
-        example = windows_frame(scaler.inverse_transform(x_test.reshape(-1, 1)).reshape(x_test.shape[:2]))
+        lookback, target = config.window.lookback, config.data.target
+        example = model_input(history, target, lookback)
+        forecast = PriceForecaster.from_parts(fitted.model, scaler, lookback, target).predict(None, example)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=FORECASTER_CODE,
+            model_config={"lookback": lookback, "target": target},
             artifacts={"network": str(folder / "network.keras"), "scaler": str(folder / "scaler.joblib")},
-            signature=infer_signature(example, evaluation.predictions["predicted"].to_numpy()),
-            input_example=example.head(1),
-            pip_requirements=[f"{p}=={package_version(p)}" for p in ("mlflow", "tensorflow", "scikit-learn", "pandas", "joblib")],
+            signature=infer_signature(example, forecast, params={"horizon": 1}),
+            input_example=(example, {"horizon": 1}),
+            pip_requirements=[f"{p}=={package_version(p)}" for p in MODEL_REQUIREMENTS],
         )
     name = model_name(ticker)
     version = register(info.model_uri, name, run.info.run_id, config, evaluation.metrics)
@@ -223,9 +222,9 @@ def register(model_uri: str, name: str, run_id: str, config: Config, metrics: di
 
 @task(name="log-and-register", cache_policy=NO_CACHE)
 def track(
-    config: Config, ticker: str, fitted: Fitted, evaluation: Evaluation, figures: dict[str, Figure], scaler: MinMaxScaler, x_test: np.ndarray
+    config: Config, ticker: str, fitted: Fitted, evaluation: Evaluation, figures: dict[str, Figure], scaler: MinMaxScaler, history: pd.DataFrame
 ) -> RunRecord:
-    return log_results(config, ticker, fitted, evaluation, figures, scaler, x_test)
+    return log_results(config, ticker, fitted, evaluation, figures, scaler, history)
 
 
 def load_forecaster(name: str, version: str | int) -> mlflow.pyfunc.PyFuncModel:
@@ -258,9 +257,9 @@ def last_challenger(ticker: str) -> ModelVersion | None:
     return MlflowClient().get_model_version(model.name, model.tags["last_challenger"])
 
 
-def lookback_of(model: mlflow.pyfunc.PyFuncModel) -> int:
-    """A registered forecaster's lookback: the number of input columns of its signature."""
-    return len(model.metadata.get_input_schema().input_names())
+def forecaster_of(model: mlflow.pyfunc.PyFuncModel) -> PriceForecaster:
+    """The forecaster inside a loaded version: its lookback, target and one-step `next_prices`."""
+    return model.unwrap_python_model()
 
 
 def record_decision(decision: Decision, challenger_run_id: str) -> None:
@@ -311,3 +310,56 @@ def status(ticker: str) -> dict[str, str]:
     if "last_decision" in tags:
         row["last_decision"] = f"{tags['last_decision_at']}: {tags['last_decision']} v{tags['last_challenger']}: {tags['last_reason']}"
     return row
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """The version a forecast comes from: the champion, or the latest version while there is none."""
+
+    name: str
+    version: str
+    run_id: str
+    alias: str | None
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}@{self.alias}" if self.alias else f"models:/{self.name}/{self.version}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version} ({self.alias or 'latest version: no champion yet'})"
+
+
+def forecast_model(ticker: str) -> ModelRef:
+    """The ticker's champion, else its latest version.
+
+    Raises:
+        LookupError: the ticker has no registered version at all.
+    """
+    best = champion(ticker)
+    if best is not None:
+        return ModelRef(best.name, str(best.version), best.run_id, CHAMPION)
+    name = model_name(ticker)
+    versions = MlflowClient().search_model_versions(f"name = '{name}'") if _registered(name) else []
+    if not versions:
+        raise LookupError(f"No registered model {name}: train one first (`pricecast train --ticker {ticker}`)")
+    latest = max(versions, key=lambda v: int(v.version))
+    return ModelRef(name, str(latest.version), latest.run_id, None)
+
+
+@contextmanager
+def forecast_run(config: Config, ticker: str, ref: ModelRef, title: str, flow_run_id: str | None) -> Iterator[mlflow.ActiveRun]:
+    """A run in `<prefix>-<TICKER>-forecasts` (apart from the training runs), tagged with the model it used."""
+    experiment_id = ensure_experiment(f"{experiment_name(config.tracking, ticker)}-forecasts", config.paths())
+    with mlflow.start_run(experiment_id=experiment_id, run_name=title) as run:
+        mlflow.set_tags({"ticker": ticker, "model": ref.name, "model_version": ref.version, "model_alias": ref.alias or "latest", "model_run_id": ref.run_id, "prefect.flow_run_id": flow_run_id or ""})
+        mlflow.log_params({"horizon": config.forecast.horizon, "model_uri": ref.uri})
+        yield run
+
+
+def log_forecasts(rows: pd.DataFrame, figure: Figure, summary: dict[str, float]) -> None:
+    """The forecasts table, its plot and, for past days, the error against naive, in the active run."""
+    if summary:
+        mlflow.log_metrics(summary)
+    mlflow.log_figure(figure, "plots/forecast.png")
+    mlflow.log_text(rows.to_csv(index=False), "forecasts.csv")

@@ -103,32 +103,44 @@ def test_predictions_are_the_16_test_days_in_date_order(first_run: tuple[Config,
     assert predictions["date"].is_monotonic_increasing
 
 
-def test_registered_version_loads_in_a_new_process_and_predicts_the_same(first_run: tuple[Config, RunRecord], tmp_path: Path) -> None:
+# Run in a fresh interpreter where pricecast and Prefect cannot be imported: a registered version
+# needs only its declared requirements. Each test day is forecast from the store's rows before it.
+LOAD_AND_FORECAST = """
+import importlib.abc, json, sys
+class OnlyDeclared(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {"tasks", "flows", "prefect"}:
+            raise ImportError(f"{name} is not a requirement of the registered model")
+sys.meta_path.insert(0, OnlyDeclared())
+import mlflow, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+store = pd.read_csv(sys.argv[2])
+forecasts = [model.predict(store.iloc[:end], params={"horizon": 1}) for end in range(len(store) - 16, len(store))]
+print(json.dumps(pd.concat(forecasts).to_dict("list")))
+"""
+
+
+def test_registered_version_loads_in_a_new_process_and_forecasts_the_test_days(first_run: tuple[Config, RunRecord]) -> None:
     config, record = first_run
     client = client_for(config)
     version = client.get_model_version(record.model_name, record.version)
     assert version.run_id == record.run_id and version.tags["data_digest"] == client.get_run(record.run_id).data.tags["data_digest"]
     assert "MAE" in version.description and "naive" in version.description
-    assert tracking.lookback_of(tracking.load_forecaster(record.model_name, record.version)) == 60
-    store = pd.read_csv(config.paths().store_file("TATA"))
-    opens = store["open"].to_numpy()
-    windows = np.lib.stride_tricks.sliding_window_view(opens, 60)[-17:-1]  # the windows before each test day
-    (tmp_path / "windows.json").write_text(json.dumps(windows.tolist()))
-    script = (
-        "import json, sys, mlflow, pandas as pd\n"
-        "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
-        "x = pd.DataFrame(json.load(open(sys.argv[2])), columns=[f't-{i}' for i in range(60, 0, -1)])\n"
-        "print(json.dumps(model.predict(x).tolist()))\n"
-    )
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(f"models:/{record.model_name}/{record.version}")).read_text().split()
+    assert sorted(r.split("==")[0] for r in requirements if "==" in r) == sorted(tracking.MODEL_REQUIREMENTS)
+    forecaster = tracking.forecaster_of(tracking.load_forecaster(record.model_name, record.version))
+    assert (forecaster.lookback, forecaster.target) == (60, "open")
     env = {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", "MLFLOW_DISABLE_TELEMETRY": "true"}
     out = subprocess.run(
-        [sys.executable, "-c", script, f"models:/{record.model_name}/{record.version}", str(tmp_path / "windows.json")],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+        [sys.executable, "-I", "-c", LOAD_AND_FORECAST, f"models:/{record.model_name}/{record.version}", str(config.paths().store_file("TATA"))],
+        capture_output=True, text=True, env=env, cwd=config.paths().root, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    predicted = json.loads(out.stdout.strip().splitlines()[-1])
-    expected = pd.read_csv(client.download_artifacts(record.run_id, "predictions.csv"))["predicted"].to_numpy()
-    np.testing.assert_allclose(predicted, expected, rtol=1e-5)
+    forecasts = json.loads(out.stdout.strip().splitlines()[-1])
+    predictions = pd.read_csv(client.download_artifacts(record.run_id, "predictions.csv"))
+    before = pd.read_csv(config.paths().store_file("TATA"))["date"].iloc[-17:-1]
+    assert forecasts["date"] == [(pd.Timestamp(d) + pd.offsets.BDay()).strftime("%Y-%m-%d") for d in before]
+    np.testing.assert_allclose(forecasts["forecast"], predictions["predicted"], rtol=1e-5)
 
 
 def test_prefect_artifact_has_the_table_and_the_run_link(first_run: tuple[Config, RunRecord]) -> None:
