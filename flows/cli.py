@@ -191,6 +191,8 @@ def cmd_serve_model(config: Config, args: argparse.Namespace) -> int:
     port = config.forecast.model_port
     print(f"Serving {ref.label} ({ref.uri}) on http://127.0.0.1:{port}/invocations (Ctrl+C stops it)", flush=True)
     os.environ["MLFLOW_TRACKING_URI"] = uri
+    # MLflow starts `uvicorn` by name: the one beside this Python, even when the venv is not activated.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", ref.uri, "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
     os.execv(sys.executable, command)
     return 0  # not reached

@@ -55,7 +55,9 @@ def history_values(history: pd.DataFrame, target: str, lookback: int) -> tuple[p
     bad = ~(prices > 0)  # NaN, zero, negative
     if bad.any():
         row = int(np.argmax(bad))
-        raise bad_input(f"Row {row}: {target} {history[target].iloc[row]!r} is not a positive price")
+        value = history[target].iloc[row]
+        shown = repr(value) if isinstance(value, str) else str(value)
+        raise bad_input(f"Row {row}: {target} {shown} is not a positive price")
     order = np.argsort(dates.to_numpy(), kind="stable")
     return pd.Timestamp(dates.iloc[order[-1]]), prices[order][-lookback:]
 
