@@ -1,12 +1,14 @@
 """Peak memory and speed of reading a large price file with the project's reader.
 
-Usage: python bench/ingest_memory.py [--rows 1000000]
+Usage: python bench/ingest_memory.py [--rows 1000000] [--root DIR]
+
+`--root` reads with another checkout's `tasks.ingest` (e.g. an older commit's, to compare).
 
 Writes a long multi-ticker file (Date, Ticker, Open, High, Low, Close, Adj Close, Volume; 2,500
 business days per ticker, as many tickers as `--rows` needs) into a temporary folder, reads it with
 `tasks.ingest.read_prices` in a fresh subprocess (so the peak belongs to the read alone) and
-prints the file size, the child's RSS after imports (/proc/self/statm), its peak RSS
-(resource.getrusage) after the read,
+prints the file size, the child's RSS after imports (/proc/self/statm), the peak RSS of the
+read alone (VmHWM, restarted after the imports), the process's peak (resource.getrusage),
 and rows per second. Nothing is asserted; the figures are measured on this machine.
 """
 
@@ -29,11 +31,13 @@ from pathlib import Path
 import pandas as pd  # imported before the baseline: the read's own cost is what is measured
 from tasks.ingest import read_prices
 base = int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() // 1024  # RSS now, KiB
+Path("/proc/self/clear_refs").write_text("5")  # Linux: restart the peak (VmHWM), so the read's own peak shows
 start = time.perf_counter()
 frames = read_prices(Path(sys.argv[1]))
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(sum(map(len, frames.values())), len(frames), base, peak, seconds, sum(f.memory_usage(deep=True).sum() for f in frames.values()))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the whole process, imports included
+read_peak = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM"))
+print(sum(map(len, frames.values())), len(frames), base, peak, read_peak, seconds, sum(f.memory_usage(deep=True).sum() for f in frames.values()))
 """
 
 
@@ -66,18 +70,20 @@ def write_file(path: Path, rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--root", type=Path, default=ROOT, help="checkout whose tasks.ingest reads the file (default: this one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "BIG.csv"
         write_file(path, args.rows)
-        out = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+        out = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, cwd=args.root, env={"PYTHONPATH": str(args.root.resolve()), "PATH": "/usr/bin:/bin"})
         if out.returncode:
             sys.exit(out.stderr[-3000:])
-        rows, tickers, base, peak, seconds, frame_bytes = out.stdout.split()
+        rows, tickers, base, peak, read_peak, seconds, frame_bytes = out.stdout.split()
         mib = 1024  # ru_maxrss is in KiB on Linux
         print(f"file: {args.rows:,} rows, {path.stat().st_size / 2**20:.1f} MiB")
         print(f"read_prices: {int(rows):,} rows ({tickers} tickers) in {float(seconds):.1f} s ({int(rows) / float(seconds):,.0f} rows/s)")
-        print(f"peak RSS: {int(peak) / mib:.0f} MiB ; {int(base) / mib:.0f} MiB after imports, so the read adds at most {(int(peak) - int(base)) / mib:.0f} MiB")
+        print(f"RSS after imports: {int(base) / mib:.0f} MiB; peak RSS during the read (VmHWM): {int(read_peak) / mib:.0f} MiB, so the read adds {(int(read_peak) - int(base)) / mib:.0f} MiB")
+        print(f"peak RSS of the whole process (getrusage ru_maxrss, imports included): {int(peak) / mib:.0f} MiB")
         print(f"the canonical frames themselves: {int(frame_bytes) / 2**20:.0f} MiB")
 
 
