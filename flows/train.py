@@ -23,10 +23,10 @@ def train(config: Config = Config()) -> tracking.RunRecord:
     paths = config.paths()
     tracking.connect(config.tracking, paths)
     # Ingest: read and validate the prices (a user file or the embedded default).
-    prices = ingest(config.data.path, config.data.ticker)
-    test = ingest(config.split.test_path, prices.ticker) if config.split.test_path else None
-    # Split by date, scale on the training days only, cut windows.
-    parts = split(prices, test, config.split)
+    prices = ingest(config.data.path, config.data.ticker, config.data)
+    test = ingest(config.split.test_path, prices.ticker, config.data) if config.split.test_path else None
+    # Split by date (enough rows for the lookback?), scale on the training days only, cut windows.
+    parts = split(prices, test, config.split, config.window.lookback)
     scaled = scale(parts, config.data.target, config.scaling)
     windows = window(scaled.train, scaled.test, config.window.lookback, prices.source)
     # The input is valid: keep it in the ticker's store.

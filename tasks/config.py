@@ -29,6 +29,13 @@ class DataConfig(_Group):
     path: Path | None = Field(None, description="Price file to train on; empty = the embedded default (bokeh_sampledata stocks).")
     ticker: str | None = Field(None, description="Ticker: picks one from a multi-ticker file; names the store file and the experiment.")
     target: Column = Field("open", description="Price column to forecast.")
+    max_jump: float = Field(
+        0.5,
+        gt=0.0,
+        description="Largest expected one-day move of the target, relative to the lower of the two prices "
+        "(a 2:1 stock split is 1.0, a rise from 100 to 150 is 0.5); bigger moves are reported as on_jump says.",
+    )
+    on_jump: Literal["warn", "error"] = Field("warn", description="A move above max_jump: 'warn' logs it and trains on, 'error' refuses the file.")
 
     @field_validator("ticker")
     @classmethod

@@ -20,7 +20,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks import tracking
-from tasks.config import Config, DataConfig, Paths, PromotionConfig, SplitConfig
+from tasks.config import Config, Paths, PromotionConfig, SplitConfig
 from tasks.evaluate import Evaluation, compare
 from tasks.errors import DataError
 from tasks.ingest import PriceFile, digest, merged_store, read_prices, retry_on_io_error, store_lock, write_atomic
@@ -131,7 +131,7 @@ def challenger_config(config: Config, ticker: str, paths: Paths) -> Config:
     return config.model_copy(
         update={
             "home": paths.root,
-            "data": DataConfig(path=paths.store_file(ticker), ticker=ticker, target=config.data.target),
+            "data": config.data.model_copy(update={"path": paths.store_file(ticker), "ticker": ticker}),
             "split": SplitConfig(test_days=config.promotion.holdout_days),
         }
     )

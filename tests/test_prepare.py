@@ -49,7 +49,7 @@ def test_split_last_days() -> None:
     parts = split_last_days(frame(10), 3, "f.csv")
     assert len(parts.train) == 7 and len(parts.test) == 3
     assert parts.train["date"].iloc[-1] < parts.test["date"].iloc[0]
-    with pytest.raises(DataError, match="f.csv has 3 rows: too few to hold out 3 test days"):
+    with pytest.raises(DataError, match=r"f.csv has 3 rows, too few to train on: 1 training day \+ 3 test days need at least 4"):
         split_last_days(frame(3), 3, "f.csv")
 
 

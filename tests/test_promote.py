@@ -49,7 +49,7 @@ def test_conflicting_file_is_rejected_with_its_reason_and_the_store_is_unchanged
     drop(paths, "ACME.csv", ["2020-01-01,1,1,1,1,1", "2020-01-02,2,2,2,2,1"])
     merge_incoming(paths)
     before = paths.store_file("ACME").read_bytes()
-    drop(paths, "ACME_fix.csv", ["2020-01-03,3,3,3,3,1", "2020-01-02,2.5,2,2,2,1"])
+    drop(paths, "ACME_fix.csv", ["2020-01-03,3,3,3,3,1", "2020-01-02,2.5,2.5,2,2,1"])
     report = merge_incoming(paths)
     assert list(report.rejected) == ["ACME_fix.csv"]
     assert "ACME_fix.csv conflicts with the store for 2020-01-02: store ACME.csv has (open=2" in report.rejected["ACME_fix.csv"]

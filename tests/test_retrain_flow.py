@@ -111,7 +111,7 @@ def test_retrain_lifecycle(tata: pd.DataFrame, tmp_path: Path) -> None:
 
 def test_a_rejected_file_is_reported_and_other_tickers_go_on(tata: pd.DataFrame, tmp_path: Path) -> None:
     drop(tmp_path, "TATA.csv", tata.iloc[:100])
-    drop(tmp_path, "TATA_bad.csv", tata.iloc[90:95].assign(Open=lambda f: f["Open"] + 1))
+    drop(tmp_path, "TATA_bad.csv", tata.iloc[90:95].assign(Open=lambda f: f["Open"] + 1, High=lambda f: f["High"] + 1))
     [decision] = retrain(config(tmp_path, epochs=0), tickers=["tata"])
     assert decision.ticker == "TATA" and decision.action == "promoted"
     rejected = tmp_path / "data" / "incoming" / "rejected"

@@ -9,6 +9,7 @@ import pytest
 from prefect import flow
 
 import tasks.ingest
+from tasks.config import DataConfig
 from tasks.errors import DataError
 from tasks.ingest import ingest
 
@@ -19,7 +20,7 @@ FRAME = pd.DataFrame({"date": pd.to_datetime(["2020-01-01"]), "open": [1.0], "hi
 
 @flow
 def read_one(path: Path) -> str:
-    return ingest(path, "ACME").ticker
+    return ingest(path, "ACME", DataConfig()).ticker
 
 
 def test_an_io_error_is_retried(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

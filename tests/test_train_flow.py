@@ -192,7 +192,7 @@ def test_bad_data_stops_before_any_run_and_writes_nothing(tmp_path: Path, slice_
     # Valid files that do not fit together: a test file inside the training period, too few rows.
     with pytest.raises(DataError, match="tata.csv starts on 2018-02-21, not after the last training day"):
         train(Config(home=tmp_path, data=DataConfig(path=slice_files[0]), split=SplitConfig(test_path=slice_files[0])))
-    with pytest.raises(DataError, match=r"tata.csv: 134 rows are fewer than a lookback of 200 days"):
+    with pytest.raises(DataError, match=r"tata.csv has 150 rows, too few to train on: a lookback of 200 days \+ 1 day to predict \+ 16 test days need at least 217"):
         train(Config(home=tmp_path, data=DataConfig(path=slice_files[0]), window=WindowConfig(lookback=200)))
     assert not (tmp_path / "data" / "prices").exists() or not list((tmp_path / "data" / "prices").glob("*.csv"))
     assert not (tmp_path / "mlruns" / "mlflow.db").exists() or client_for(Config(home=tmp_path)).search_registered_models() == []
