@@ -194,12 +194,13 @@ def bad_rows(store: pd.DataFrame, change) -> list[dict]:  # noqa: ANN001 - a fun
     return records(change(rows))
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize(
     ("case", "change", "message"),
     [
         ("too few rows", lambda f: f.tail(10), "10 rows of history are too few: the model needs the last 60 days"),
-        ("a missing column", lambda f: f.drop(columns=["open"]), "open"),
-        ("a non-numeric price", lambda f: f.astype({"open": object}).assign(open=["abc"] + list(f["open"].iloc[1:])), "open"),
+        ("a missing column", lambda f: f.drop(columns=["open"]), "Model is missing inputs ['open']"),
+        ("a non-numeric price", lambda f: f.astype({"open": object}).assign(open=["abc"] + list(f["open"].iloc[1:])), "could not convert string to float: 'abc'"),
         ("a zero price", lambda f: f.assign(open=[0.0] + list(f["open"].iloc[1:])), "Row 0: open 0.0 is not a positive price"),
         ("a negative price", lambda f: f.assign(open=list(f["open"].iloc[:-1]) + [-5.0]), "Row 59: open -5.0 is not a positive price"),
         ("an empty price", lambda f: f.assign(open=[None] + list(f["open"].iloc[1:])), "Row 0: open nan is not a positive price"),
