@@ -48,7 +48,7 @@ def served(tmp_path: Path, shared_data: Path):
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         try:
-            if len(api(port, "/deployments/filter")) == 2:
+            if len(api(port, "/deployments/filter")) == 3:
                 break
         except OSError:
             pass
@@ -68,11 +68,11 @@ def test_serve_schedules_limits_and_manual_trigger(served: tuple[int, dict, Path
     deployments = {d["name"] + ":" + d["flow_id"]: d for d in api(port, "/deployments/filter")}
     flows = {f["id"]: f["name"] for f in api(port, "/flows/filter")}
     by_flow = {flows[d["flow_id"]]: d for d in deployments.values()}
-    assert set(by_flow) == {"train", "retrain"}
+    assert set(by_flow) == {"train", "retrain", "forecast"}
     assert all(d["name"] == "pricecast" for d in by_flow.values())
     schedules = by_flow["retrain"]["schedules"]
     assert [(s["schedule"]["cron"], s["schedule"]["timezone"], s["active"]) for s in schedules] == [("30 17 * * 1-5", "America/New_York", True)]
-    assert by_flow["train"]["schedules"] == []
+    assert by_flow["train"]["schedules"] == [] and by_flow["forecast"]["schedules"] == []
     for deployment in by_flow.values():
         limit = deployment.get("global_concurrency_limit") or {}
         assert deployment.get("concurrency_limit") == 1 or limit.get("limit") == 1
@@ -90,6 +90,8 @@ def test_serve_schedules_limits_and_manual_trigger(served: tuple[int, dict, Path
     assert "of retrain: Completed" in out.stdout
     assert (tmp_path / "home" / "data" / "prices" / "TATA.csv").exists()
     assert (tmp_path / "home" / "data" / "incoming" / "processed" / "TATA.csv").exists()
+    # The retrain forecast the ticker it retrained.
+    assert len(pd.read_csv(tmp_path / "home" / "data" / "forecasts" / "TATA.csv")) == 1
 
 
 def test_ui_serves_the_store(tmp_path: Path, shared_data: Path) -> None:
