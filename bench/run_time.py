@@ -1,4 +1,4 @@
-"""How long `pricecast train` (what `make run` runs) takes, and how much of it is training.
+"""How long `pricecast train` (what `make run` runs) takes, how much of it is training, and a forecast after it.
 
 Usage: python bench/run_time.py [--repeat 2] [pricecast train flags...]
 
@@ -33,11 +33,14 @@ def main() -> None:
             client = MlflowClient(tracking_uri=f"sqlite:///{Path(home) / 'mlruns' / 'mlflow.db'}")
             [run] = client.search_runs([e.experiment_id for e in client.search_experiments()])
             fit = run.data.metrics["train_seconds"]
-            rows.append((wall, fit))
-            print(f"run {i + 1}: wall {wall:.1f} s, training (model.fit) {fit:.1f} s, everything else {wall - fit:.1f} s", flush=True)
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "flows.cli", "forecast", "--home", home], check=True, capture_output=True)
+            forecast = time.perf_counter() - start
+            rows.append((wall, fit, forecast))
+            print(f"run {i + 1}: wall {wall:.1f} s, training (model.fit) {fit:.1f} s, everything else {wall - fit:.1f} s; then forecast {forecast:.1f} s", flush=True)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "flows.cli", "--help"], check=True, capture_output=True)
-    print(f"mean: wall {statistics.mean(r[0] for r in rows):.1f} s, training {statistics.mean(r[1] for r in rows):.1f} s")
+    print(f"mean: wall {statistics.mean(r[0] for r in rows):.1f} s, training {statistics.mean(r[1] for r in rows):.1f} s, forecast {statistics.mean(r[2] for r in rows):.1f} s")
     print(f"pricecast --help: {time.perf_counter() - start:.2f} s")
 
 
