@@ -267,10 +267,10 @@ def merged_store(store_file: Path, *files: PriceFile) -> bytes | None:
 
 
 @contextmanager
-def store_lock(prices_dir: Path) -> Iterator[None]:
-    """One writer at a time across processes (a served train and retrain may run together)."""
-    prices_dir.mkdir(parents=True, exist_ok=True)
-    with open(prices_dir / ".lock", "w") as handle:
+def store_lock(folder: Path) -> Iterator[None]:
+    """One writer at a time across processes (a served train and retrain may run together): `<folder>/.lock`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

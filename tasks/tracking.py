@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -35,7 +35,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.config import PROJECT_ROOT, Config, Paths, TrackingConfig
 from tasks.errors import DISK_FULL, DiskFullError, TrackingError
-from tasks.ingest import digest
+from tasks.ingest import digest, store_lock
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -90,7 +90,8 @@ def connect(config: TrackingConfig, paths: Paths) -> str:
         TrackingError: the tracking server does not answer; names the URI.
     """
     uri = tracking_uri(config, paths)
-    if uri.startswith("sqlite:///"):
+    local = uri.startswith("sqlite:///")
+    if local:
         paths.mlruns.mkdir(parents=True, exist_ok=True)
     elif uri.startswith(("http://", "https://")):
         os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(math.ceil(config.timeout_seconds))
@@ -98,7 +99,9 @@ def connect(config: TrackingConfig, paths: Paths) -> str:
         check_server(uri, config.timeout_seconds)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    reconcile_dead_runs()
+    # The first use of a SQLite store creates its tables; two processes doing it at once collide.
+    with store_lock(paths.mlruns) if local else nullcontext():
+        reconcile_dead_runs()
     return uri
 
 
@@ -112,8 +115,9 @@ def check_server(uri: str, timeout: float) -> None:
             return
         reason = f"HTTP {exc.code} {exc.reason}"
     except (urllib.error.URLError, OSError) as exc:
-        reason = str(getattr(exc, "reason", exc))
-    raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason}; waited up to {timeout:g} s): start it, or fix --tracking-uri / MLFLOW_TRACKING_URI")
+        cause = getattr(exc, "reason", exc)
+        reason = f"no answer within {timeout:g} s" if isinstance(cause, TimeoutError) else str(cause)
+    raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason}): start it, or fix --tracking-uri / MLFLOW_TRACKING_URI")
 
 
 def _alive(pid: int) -> bool:
