@@ -162,13 +162,21 @@ def model_name(ticker: str) -> str:
 
 
 def ensure_experiment(name: str, paths: Paths) -> str:
-    """The experiment's id, creating it with artifacts under `<home>/mlruns/artifacts` for a local store."""
+    """The experiment's id, creating it with artifacts under `<home>/mlruns/artifacts` for a local store.
+
+    Another process may create it between the look-up and the creation: then its id is used.
+    """
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     local = mlflow.get_tracking_uri().startswith("sqlite:")
     location = (paths.mlruns / "artifacts").as_uri() if local else None
-    return mlflow.create_experiment(name, artifact_location=location)
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return mlflow.get_experiment_by_name(name).experiment_id
 
 
 def run_url(config: TrackingConfig, experiment_id: str, run_id: str) -> str:

@@ -37,7 +37,7 @@ from tasks.config import Config, DataConfig, Paths, SplitConfig, TrackingConfig,
 from tasks.errors import DataError, DiskFullError, TrackingError
 from tasks.ingest import ingest, read_prices
 
-pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("prefect_harness")]
+pytestmark = pytest.mark.reliability
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "pricecast-TATA"
@@ -168,6 +168,7 @@ def read_one(path: Path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
 def test_8_a_transient_read_error_is_retried_by_prefect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[Path] = []
 
@@ -186,6 +187,7 @@ def test_8_a_transient_read_error_is_retried_by_prefect(monkeypatch: pytest.Monk
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
 @pytest.mark.parametrize(
     "error",
     [DataError("Value 'x' in a.csv line 3, column 'Open', is not a number"), FileNotFoundError("a.csv"), OSError(errno.ENOSPC, "No space left on device")],
@@ -206,6 +208,7 @@ def test_8_bad_data_a_missing_file_and_a_full_disk_are_not_retried(monkeypatch: 
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
 def test_9_a_stage_that_raises_fails_both_runs_and_moves_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, slices: dict[str, Path]) -> None:
     first = train(tiny(tmp_path, slices["new"]))
     client = client_for(tmp_path)
@@ -232,6 +235,7 @@ def test_9_a_stage_that_raises_fails_both_runs_and_moves_nothing(monkeypatch: py
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
 def test_10_a_killed_training_leaves_a_whole_store_no_version_and_no_running_run(
     tmp_path: Path, slices: dict[str, Path], cli_env: dict[str, str], clis: list[Cli]
 ) -> None:
@@ -292,6 +296,7 @@ def full_disk_under(folder: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
 def test_11_a_full_disk_while_writing_the_store_keeps_the_old_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, slices: dict[str, Path]) -> None:
     train(tiny(tmp_path, slices["new"]))
     store_file = Paths(root=tmp_path).store_file("TATA")
@@ -312,6 +317,7 @@ def test_11_a_full_disk_while_writing_the_store_keeps_the_old_store(monkeypatch:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
 def test_11_a_full_disk_while_saving_the_model_fails_the_run_and_registers_nothing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, slices: dict[str, Path]
 ) -> None:
@@ -360,37 +366,39 @@ def closed_port() -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("server", ["refused", "silent"])
+@pytest.mark.usefixtures("prefect_harness")
 def test_12_an_unreachable_tracking_server_fails_fast_with_one_clear_line(
-    server: str, silent_server: str, tmp_path: Path, slices: dict[str, Path], cli_env: dict[str, str], clis: list[Cli], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, slices: dict[str, Path], cli_env: dict[str, str], clis: list[Cli]
 ) -> None:
-    uri = closed_port() if server == "refused" else silent_server
-    cli = Cli([*train_args(tmp_path, slices["new"], epochs=1), "--timeout-seconds", "3"], {**cli_env, "MLFLOW_TRACKING_URI": uri})
+    uri = closed_port()
+    cli = Cli(train_args(tmp_path, slices["new"], epochs=1), {**cli_env, "MLFLOW_TRACKING_URI": uri})
     clis.append(cli)
     code = cli.finish(120)
     elapsed = time.monotonic() - cli.started
-    print(f"\nunreachable tracking server ({server}): exit {code} after {elapsed:.1f} s")
-    last = cli.output.strip().splitlines()[-1]
-    reason = "[Errno 111] Connection refused" if server == "refused" else "no answer within 3 s"
+    print(f"\nunreachable tracking server: exit {code} after {elapsed:.1f} s")
     assert code == 1, cli.output[-3000:]
-    assert last == f"pricecast: MLflow tracking server {uri} is unreachable ({reason}): start it, or fix --tracking-uri / MLFLOW_TRACKING_URI"
+    last = cli.output.strip().splitlines()[-1]
+    assert last == f"pricecast: MLflow tracking server {uri} is unreachable ([Errno 111] Connection refused): start it, or fix --tracking-uri / MLFLOW_TRACKING_URI"
     assert "Traceback" not in cli.output and elapsed < 60
     assert not (tmp_path / "data").exists()  # failed before reading or storing anything
 
-    # In-process too (a served flow calls connect itself); MLflow's own HTTP retries are bounded.
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
+
+def test_12_a_hung_tracking_server_fails_after_the_configured_timeout(silent_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process, as a served flow meets it; MLflow's own HTTP timeout and retries are bounded too."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")  # MLflow's defaults: minutes of retries
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")
     start = time.monotonic()
-    with pytest.raises(TrackingError, match=f"MLflow tracking server {uri} is unreachable"):
-        tracking.connect(TrackingConfig(tracking_uri=uri, timeout_seconds=1, http_retries=1), Paths(root=tmp_path))
-    assert time.monotonic() - start < 5
-    assert (os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"], os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"]) == ("1", "1")
+    with pytest.raises(TrackingError, match=rf"^MLflow tracking server {silent_server} is unreachable \(no answer within 1.5 s\)"):
+        tracking.connect(TrackingConfig(tracking_uri=silent_server, timeout_seconds=1.5, http_retries=1), Paths(root=tmp_path))
+    assert 1.4 < time.monotonic() - start < 5
+    assert (os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"], os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"]) == ("1", "2")
 
 
 # --- 13: two flows write the same store and registry at once --------------------------------
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
 def test_13_two_trainings_at_once_lose_no_row_and_register_one_version_each(
     tmp_path: Path, slices: dict[str, Path], cli_env: dict[str, str], clis: list[Cli]
 ) -> None:
@@ -414,3 +422,22 @@ def test_13_two_trainings_at_once_lose_no_row_and_register_one_version_each(
     assert set(sources) == {str(slices["new"]), str(slices["old"])}
     for name, cli in pair.items():
         assert f"Registered model {MODEL} version {sources[str(slices[name])]} " in cli.output
+
+
+def test_13_an_experiment_created_meanwhile_by_another_process_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = Paths(root=tmp_path)
+    tracking.connect(TrackingConfig(), paths)
+    other = mlflow.create_experiment("pricecast-RACE")  # "another process", just after our look-up found nothing
+    real_lookup, lookups = mlflow.get_experiment_by_name, iter([None])
+    monkeypatch.setattr(mlflow, "get_experiment_by_name", lambda name: next(lookups, None) or real_lookup(name))
+    assert tracking.ensure_experiment("pricecast-RACE", paths) == other
+
+
+def test_11_write_atomic_on_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "TATA.csv"
+    target.write_bytes(b"old\n")
+    full_disk_under(tmp_path, monkeypatch)
+    with pytest.raises(DiskFullError, match=f"^No space left on device while writing {target}$") as raised:
+        tasks.ingest.write_atomic(target, b"new\n")
+    assert raised.value.errno == errno.ENOSPC and isinstance(raised.value, OSError)
+    assert target.read_bytes() == b"old\n" and [p.name for p in tmp_path.iterdir()] == ["TATA.csv"]
