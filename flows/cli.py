@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import date
@@ -105,7 +106,9 @@ def _print_record(record: Any) -> None:
 
 def cmd_train(config: Config, args: argparse.Namespace) -> int:
     from flows.train import train
+    from tasks import tracking
 
+    tracking.connect(config.tracking, config.paths())  # an unreachable server fails here, before Prefect starts
     _print_record(train(config))
     return 0
 
@@ -131,7 +134,9 @@ def _tickers(config: Config) -> list[str] | None:
 
 def cmd_retrain(config: Config, args: argparse.Namespace) -> int:
     from flows.retrain import retrain
+    from tasks import tracking
 
+    tracking.connect(config.tracking, config.paths())  # an unreachable server fails here, before Prefect starts
     decisions = retrain(config, _tickers(config), args.force)
     for d in decisions:
         print(f"{d.ticker}: {d.action}: {d.reason}")
@@ -168,7 +173,9 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
     from flows.forecast import forecast_all
+    from tasks import tracking
 
+    tracking.connect(config.tracking, config.paths())  # an unreachable server fails here, before Prefect starts
     for result in forecast_all(config, _tickers(config), args.start, args.end):
         print(f"\n{result.ticker}: forecasts from {result.model} (MLflow run {result.run_id})")
         shown = result.rows[["as_of", "date", "forecast", "naive", "actual", "error"]].dropna(axis="columns", how="all")
@@ -263,13 +270,31 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+class Stopped(BaseException):
+    """SIGTERM as an exception: the MLflow run ends KILLED and Prefect's temporary server stops.
+
+    A BaseException, like KeyboardInterrupt, so no `except Exception` swallows it.
+    """
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(f"stopped by {signal.Signals(signum).name}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `pricecast` console script."""
+    """Entry point of the `pricecast` console script.
+
+    Exit codes: 0 done, 1 the environment failed (tracking server, full disk), 2 bad input or
+    config, 143 stopped by SIGTERM.
+    """
     args = parser().parse_args(argv)
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
-    from tasks.errors import DataError
+    from tasks.errors import DataError, DiskFullError, TrackingError
 
+    # During a flow Prefect's own handler turns SIGTERM into a crash of the flow run, then
+    # hands the signal on to this one.
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         config = build_config(args)
         return COMMANDS[args.command][0](config, args)
@@ -277,6 +302,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pricecast: invalid config:\n{exc}", file=sys.stderr)
     except (DataError, FileNotFoundError, LookupError) as exc:
         print(f"pricecast: {exc}", file=sys.stderr)
+    except (TrackingError, DiskFullError) as exc:
+        print(f"pricecast: {exc}", file=sys.stderr)
+        return 1
+    except Stopped as exc:
+        print(f"pricecast: {exc}", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 2
 
 

@@ -86,6 +86,8 @@ class TrackingConfig(_Group):
     tracking_uri: str | None = Field(None, description="Empty: SQLite in <home>/mlruns/mlflow.db. The CLI takes MLFLOW_TRACKING_URI when it is set.")
     experiment_prefix: str = Field("pricecast", description="Experiments are named '<prefix>-<TICKER>'.")
     ui_port: int = Field(5000, ge=1, le=65535, description="Port of the MLflow UI, used in run links.")
+    timeout_seconds: float = Field(10.0, gt=0, description="Seconds to wait for an http(s) tracking server: its health check at start and each request.")
+    http_retries: int = Field(2, ge=0, le=10, description="Retries of a failed request to an http(s) tracking server (MLflow's default, 7, takes minutes).")
 
 
 class PromotionConfig(_Group):

@@ -26,7 +26,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.config import DataConfig
-from tasks.errors import DataError
+from tasks.errors import DISK_FULL, DataError, DiskFullError
 
 CANONICAL = ["date", "open", "high", "low", "close", "volume"]
 PRICE_COLUMNS = ["open", "high", "low", "close"]
@@ -340,17 +340,25 @@ def digest(frame: pd.DataFrame) -> str:
 
 
 def write_atomic(path: Path, content: bytes) -> None:
-    """Write a file so that readers see the old or the new content, never a part: temp file, then rename."""
+    """Write a file so that readers see the old or the new content, never a part: temp file, then rename.
+
+    Raises:
+        DiskFullError: no space left (or quota exceeded); the previous file is intact.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            raise DiskFullError(path, exc.errno) from exc
         raise
 
 
@@ -393,10 +401,10 @@ def merged_store(store_file: Path, *files: PriceFile) -> bytes | None:
 
 
 @contextmanager
-def store_lock(prices_dir: Path) -> Iterator[None]:
-    """One writer at a time across processes (a served train and retrain may run together)."""
-    prices_dir.mkdir(parents=True, exist_ok=True)
-    with open(prices_dir / ".lock", "w") as handle:
+def store_lock(folder: Path) -> Iterator[None]:
+    """One writer at a time across processes (a served train and retrain may run together): `<folder>/.lock`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -413,9 +421,14 @@ def store_prices(store_file: Path, *files: PriceFile) -> None:
 
 
 def retry_on_io_error(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's retry_condition_fn signature
-    """Retry only what a retry can fix: passing I/O errors, never bad data or a missing file."""
+    """Retry only what a retry can fix: passing I/O errors, never bad data, a missing file or a full disk.
+
+    A full disk is not retried: it does not empty itself within the retry delay, and the user
+    should hear "no space left" now rather than after every retry has failed the same way.
+    """
     exc = state.result(raise_on_failure=False)
-    return isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError))
+    permanent = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+    return isinstance(exc, OSError) and not isinstance(exc, permanent) and exc.errno not in DISK_FULL
 
 
 @task(name="ingest", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_io_error, cache_policy=NO_CACHE)

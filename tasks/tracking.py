@@ -5,15 +5,22 @@ Stages return values (metrics, figures, a fitted scaler); this module records th
 
 from __future__ import annotations
 
+import math
+import os
+import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
+from signal import Signals
 from typing import TYPE_CHECKING
 
 import joblib
@@ -27,8 +34,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.config import PROJECT_ROOT, Config, Paths, TrackingConfig
+from tasks.errors import DISK_FULL, DiskFullError, TrackingError
 from tasks.forecaster import PriceForecaster, model_input
-from tasks.ingest import digest
+from tasks.ingest import digest, store_lock
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -68,13 +76,77 @@ def tracking_uri(config: TrackingConfig, paths: Paths) -> str:
 
 
 def connect(config: TrackingConfig, paths: Paths) -> str:
-    """Point MLflow's tracking and registry at the store; returns the URI."""
+    """Point MLflow's tracking and registry at the store; returns the URI.
+
+    A tracking server is checked first and MLflow's own HTTP timeout and retries are bounded
+    from the config, so an unreachable server fails in seconds, not minutes. Runs left RUNNING
+    by dead processes of this host are then marked KILLED.
+
+    Raises:
+        TrackingError: the tracking server does not answer; names the URI.
+    """
     uri = tracking_uri(config, paths)
-    if uri.startswith("sqlite:///"):
+    local = uri.startswith("sqlite:///")
+    if local:
         paths.mlruns.mkdir(parents=True, exist_ok=True)
+    elif uri.startswith(("http://", "https://")):
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(math.ceil(config.timeout_seconds))
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(config.http_retries)
+        check_server(uri, config.timeout_seconds)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    # The first use of a SQLite store creates its tables; two processes doing it at once collide.
+    with store_lock(paths.mlruns) if local else nullcontext():
+        reconcile_dead_runs()
     return uri
+
+
+def check_server(uri: str, timeout: float) -> None:
+    """Raise TrackingError unless the tracking server at `uri` answers `/health` within `timeout` seconds."""
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code < 500:  # it answered: authentication or routing is MLflow's business
+            return
+        reason = f"HTTP {exc.code} {exc.reason}"
+    except (urllib.error.URLError, OSError) as exc:
+        cause = getattr(exc, "reason", exc)
+        reason = f"no answer within {timeout:g} s" if isinstance(cause, TimeoutError) else str(cause)
+    raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason}): start it, or fix --tracking-uri / MLFLOW_TRACKING_URI")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def reconcile_dead_runs() -> list[str]:
+    """Mark KILLED the RUNNING runs started on this host by a process that is gone (say, killed with SIGKILL).
+
+    Runs carry `pricecast.host` and `pricecast.pid` tags from the start; the reason goes in the
+    `error` tag. Returns the run ids marked.
+    """
+    client = MlflowClient()
+    host = socket.gethostname()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    found = client.search_runs(experiments, filter_string=f"attributes.status = 'RUNNING' and tags.`pricecast.host` = '{host}'", max_results=1000)
+    marked = []
+    for run in found:
+        pid = int(run.data.tags.get("pricecast.pid", "0"))
+        if pid and not _alive(pid):
+            when = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+            client.set_tag(run.info.run_id, "error", f"process {pid} on {host} ended without closing the run (killed?); marked KILLED at {when}")
+            client.set_terminated(run.info.run_id, "KILLED")
+            marked.append(run.info.run_id)
+    return marked
 
 
 def experiment_name(config: TrackingConfig, ticker: str) -> str:
@@ -86,13 +158,21 @@ def model_name(ticker: str) -> str:
 
 
 def ensure_experiment(name: str, paths: Paths) -> str:
-    """The experiment's id, creating it with artifacts under `<home>/mlruns/artifacts` for a local store."""
+    """The experiment's id, creating it with artifacts under `<home>/mlruns/artifacts` for a local store.
+
+    Another process may create it between the look-up and the creation: then its id is used.
+    """
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     local = mlflow.get_tracking_uri().startswith("sqlite:")
     location = (paths.mlruns / "artifacts").as_uri() if local else None
-    return mlflow.create_experiment(name, artifact_location=location)
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return mlflow.get_experiment_by_name(name).experiment_id
 
 
 def run_url(config: TrackingConfig, experiment_id: str, run_id: str) -> str:
@@ -120,12 +200,14 @@ def date_range(frame: pd.DataFrame) -> str:
 def training_run(config: Config, prices: PriceFile, split: Split, flow_run_id: str | None) -> Iterator[mlflow.ActiveRun]:
     """Open a run with the config as params and the data as tags and inputs.
 
-    A failure inside the block ends the run FAILED, with the error as the `error` tag.
+    A failure inside the block ends the run FAILED, with the error as the `error` tag; an
+    interruption (SIGTERM, Ctrl+C) ends it KILLED. The `pricecast.host` and `pricecast.pid` tags
+    let the next start mark the run KILLED if this process dies without closing it.
     """
     paths = config.paths()
     experiment_id = ensure_experiment(experiment_name(config.tracking, prices.ticker), paths)
     name = f"{config.model.cell}({config.model.units}) {config.training.epochs} epochs seed {config.training.seed}"
-    with mlflow.start_run(experiment_id=experiment_id, run_name=name) as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags={"pricecast.host": socket.gethostname(), "pricecast.pid": str(os.getpid())}) as run:
         try:
             mlflow.set_tags(
                 {
@@ -148,7 +230,10 @@ def training_run(config: Config, prices: PriceFile, split: Split, flow_run_id: s
                 mlflow.log_input(dataset, context=context)
             yield run
         except BaseException as exc:
-            mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+            signum = getattr(exc, "signal", None)  # Prefect's TerminationSignal carries the signal
+            mlflow.set_tag("error", f"{type(exc).__name__}: {Signals(signum).name if signum else exc}"[:5000])
+            if not isinstance(exc, Exception):
+                mlflow.end_run("KILLED")
             raise
 
 
@@ -224,7 +309,19 @@ def register(model_uri: str, name: str, run_id: str, config: Config, metrics: di
 def track(
     config: Config, ticker: str, fitted: Fitted, evaluation: Evaluation, figures: dict[str, Figure], scaler: MinMaxScaler, history: pd.DataFrame
 ) -> RunRecord:
-    return log_results(config, ticker, fitted, evaluation, figures, scaler, history)
+    """Log and register; a full disk names the file, else the experiment's artifact folder it was writing under."""
+    try:
+        return log_results(config, ticker, fitted, evaluation, figures, scaler, history)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise DiskFullError(exc.filename or artifact_root(), exc.errno) from exc
+        raise
+
+
+def artifact_root() -> str:
+    """Where the active run's experiment keeps artifacts (runs' and models'): a folder for a local store."""
+    location = mlflow.get_experiment(mlflow.active_run().info.experiment_id).artifact_location
+    return urllib.parse.urlparse(location).path if location.startswith("file:") else location
 
 
 def load_forecaster(name: str, version: str | int) -> mlflow.pyfunc.PyFuncModel:

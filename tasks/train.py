@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.config import ModelConfig, TrainingConfig
@@ -35,10 +36,13 @@ def build_model(config: ModelConfig, lookback: int, learning_rate: float) -> ker
     return model
 
 
-def fit_model(x: np.ndarray, y: np.ndarray, model_config: ModelConfig, config: TrainingConfig) -> Fitted:
+def fit_model(
+    x: np.ndarray, y: np.ndarray, model_config: ModelConfig, config: TrainingConfig, on_epoch: Callable[[int, dict[str, float]], None] | None = None
+) -> Fitted:
     """Build and train a model; the same seed gives the same weights.
 
-    Seeds Python, NumPy and TensorFlow and turns on TensorFlow's deterministic ops.
+    Seeds Python, NumPy and TensorFlow and turns on TensorFlow's deterministic ops. `on_epoch`
+    is called after each epoch with its index (from 0) and its losses.
     """
     import keras
     import tensorflow as tf
@@ -55,6 +59,7 @@ def fit_model(x: np.ndarray, y: np.ndarray, model_config: ModelConfig, config: T
         validation_split=config.validation_split,
         shuffle=True,
         verbose=0,
+        callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=on_epoch)] if on_epoch else [],
     )
     seconds = time.perf_counter() - start
     return Fitted(model, {k: [float(v) for v in values] for k, values in history.history.items()}, seconds)
@@ -65,6 +70,19 @@ def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return model.predict(x, verbose=0).ravel()
 
 
+def progress(epochs: int, log: Callable[[str], None]) -> Callable[[int, dict[str, float]], None]:
+    """An `on_epoch` callback that logs the first epoch, every tenth of the fit, and the last."""
+    every = max(1, epochs // 10)
+
+    def on_epoch(epoch: int, losses: dict[str, float]) -> None:
+        done = epoch + 1
+        if done == 1 or done % every == 0 or done == epochs:
+            log(f"epoch {done}/{epochs}: " + ", ".join(f"{key} {value:.4g}" for key, value in losses.items()))
+
+    return on_epoch
+
+
 @task(name="train", cache_policy=NO_CACHE)
 def train(x: np.ndarray, y: np.ndarray, model_config: ModelConfig, config: TrainingConfig) -> Fitted:
-    return fit_model(x, y, model_config, config)
+    """Fit, logging progress to the flow run's log."""
+    return fit_model(x, y, model_config, config, progress(config.epochs, get_run_logger().info))
