@@ -45,22 +45,24 @@ def served(tmp_path: Path, shared_data: Path):
     pd.read_csv(shared_data / "NSETATAGLOBAL.csv").head(120).to_csv(incoming / "TATA.csv", index=False)
     log = open(tmp_path / "serve.log", "w")
     process = subprocess.Popen([*PRICECAST, "serve", "--prefect-port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        try:
-            if len(api(port, "/deployments/filter")) == 3:
-                break
-        except OSError:
-            pass
-        assert process.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-        time.sleep(2)
-    else:
-        pytest.fail("deployments did not appear:\n" + (tmp_path / "serve.log").read_text()[-3000:])
-    yield port, env, tmp_path
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
-    log.close()
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            try:
+                if len(api(port, "/deployments/filter")) == 3:
+                    break
+            except OSError:
+                pass
+            assert process.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            time.sleep(2)
+        else:
+            pytest.fail("deployments did not appear:\n" + (tmp_path / "serve.log").read_text()[-3000:])
+        yield port, env, tmp_path
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+        log.close()
 
 
 def test_serve_schedules_limits_and_manual_trigger(served: tuple[int, dict, Path]) -> None:
