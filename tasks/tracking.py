@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 
 import joblib
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
@@ -114,6 +113,11 @@ def check_server(uri: str, timeout: float) -> None:
         cause = getattr(exc, "reason", exc)
         reason = f"no answer within {timeout:g} s" if isinstance(cause, TimeoutError) else str(cause)
     raise TrackingError(f"MLflow tracking server {uri} is unreachable ({reason}): start it, or fix --tracking-uri / MLFLOW_TRACKING_URI")
+
+
+def process_tags() -> dict[str, str]:
+    """Which process on which host runs a run: lets the next start close it if the process dies."""
+    return {"pricecast.host": socket.gethostname(), "pricecast.pid": str(os.getpid())}
 
 
 def _alive(pid: int) -> bool:
@@ -207,7 +211,7 @@ def training_run(config: Config, prices: PriceFile, split: Split, flow_run_id: s
     paths = config.paths()
     experiment_id = ensure_experiment(experiment_name(config.tracking, prices.ticker), paths)
     name = f"{config.model.cell}({config.model.units}) {config.training.epochs} epochs seed {config.training.seed}"
-    with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags={"pricecast.host": socket.gethostname(), "pricecast.pid": str(os.getpid())}) as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=process_tags()) as run:
         try:
             mlflow.set_tags(
                 {
@@ -448,7 +452,7 @@ def forecast_model(ticker: str) -> ModelRef:
 def forecast_run(config: Config, ticker: str, ref: ModelRef, title: str, flow_run_id: str | None) -> Iterator[mlflow.ActiveRun]:
     """A run in `<prefix>-<TICKER>-forecasts` (apart from the training runs), tagged with the model it used."""
     experiment_id = ensure_experiment(f"{experiment_name(config.tracking, ticker)}-forecasts", config.paths())
-    with mlflow.start_run(experiment_id=experiment_id, run_name=title) as run:
+    with mlflow.start_run(experiment_id=experiment_id, run_name=title, tags=process_tags()) as run:
         mlflow.set_tags({"ticker": ticker, "model": ref.name, "model_version": ref.version, "model_alias": ref.alias or "latest", "model_run_id": ref.run_id, "prefect.flow_run_id": flow_run_id or ""})
         mlflow.log_params({"horizon": config.forecast.horizon, "model_uri": ref.uri})
         yield run
