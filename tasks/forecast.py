@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks import tracking
 from tasks.errors import DataError
 from tasks.evaluate import error_metrics
-from tasks.forecaster import model_input
+from tasks.forecaster import model_input, trading_days_after
 from tasks.ingest import read_prices, retry_on_io_error, store_lock, write_atomic
 from tasks.report import artifact_key
 
@@ -52,7 +52,7 @@ def forecasts(model: mlflow.pyfunc.PyFuncModel, frame: pd.DataFrame, days: pd.Se
     """What the model forecasts from each day's history, with the naive forecast and, once known, the actual price.
 
     A forecast for a day the store already holds gets that trading day's date and price (the k-th
-    store day after the as-of day); a future one the weekday the model assigns.
+    store day after the as-of day); later ones the weekdays after the last day the store holds.
     """
     forecaster = tracking.forecaster_of(model)
     target = forecaster.target
@@ -64,7 +64,8 @@ def forecasts(model: mlflow.pyfunc.PyFuncModel, frame: pd.DataFrame, days: pd.Se
         later = frame.iloc[position : position + horizon]
         actual = np.full(horizon, np.nan)
         actual[: len(later)] = later[target].to_numpy()
-        out["date"] = list(later["date"].dt.strftime("%Y-%m-%d")) + list(out["date"].iloc[len(later) :])
+        known = list(later["date"])
+        out["date"] = [f"{d:%Y-%m-%d}" for d in [*known, *trading_days_after(known[-1] if known else day, horizon - len(known))]]
         parts.append(out.assign(as_of=f"{day:%Y-%m-%d}", step=range(1, horizon + 1), naive=float(history[target].iloc[-1]), actual=actual))
     rows = pd.concat(parts, ignore_index=True)
     return rows.assign(error=rows["forecast"] - rows["actual"], naive_error=rows["naive"] - rows["actual"])

@@ -218,3 +218,14 @@ def test_bad_input_gets_a_4xx_naming_the_problem(server: str, trained: dict, cas
 def test_a_bad_horizon_gets_a_4xx(server: str, trained: dict) -> None:
     status, body = post(server, {"dataframe_records": records(trained["store"].tail(60)), "params": {"horizon": 0}})
     assert status == 400 and "horizon 0 is not between 1 and 260" in json.loads(body)["message"]
+
+
+def test_a_horizon_past_the_store_takes_known_days_then_weekdays_after_the_last(trained: dict) -> None:
+    from tasks.forecast import forecasts
+
+    store = trained["store"].assign(date=lambda f: pd.to_datetime(f["date"]))
+    model = tracking.load_forecaster(trained["record"].model_name, trained["record"].version)
+    rows = forecasts(model, store, store["date"].iloc[[-2]], horizon=3)
+    last = store["date"].iloc[-1]
+    assert rows["date"].tolist() == [f"{last:%Y-%m-%d}", *pd.bdate_range(last + pd.Timedelta(days=1), periods=2).strftime("%Y-%m-%d")]
+    assert rows["actual"].iloc[0] == store["open"].iloc[-1] and rows["actual"].iloc[1:].isna().all()
