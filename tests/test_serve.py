@@ -93,7 +93,17 @@ def test_serve_schedules_limits_and_manual_trigger(served: tuple[int, dict, Path
     assert (tmp_path / "home" / "data" / "prices" / "TATA.csv").exists()
     assert (tmp_path / "home" / "data" / "incoming" / "processed" / "TATA.csv").exists()
     # The retrain forecast the ticker it retrained.
-    assert len(pd.read_csv(tmp_path / "home" / "data" / "forecasts" / "TATA.csv")) == 1
+    forecasts = tmp_path / "home" / "data" / "forecasts" / "TATA.csv"
+    assert len(pd.read_csv(forecasts)) == 1
+    # A backfill through the served forecast deployment.
+    days = pd.read_csv(tmp_path / "home" / "data" / "prices" / "TATA.csv")["date"].iloc[-6:-1].tolist()
+    out = subprocess.run(
+        [*PRICECAST, "trigger", "forecast", "--ticker", "TATA", "--start", days[0], "--end", days[-1], "--wait", "--prefect-port", str(port)],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0 and "of forecast: Completed" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
+    backfill = pd.read_csv(forecasts).iloc[1:]
+    assert backfill["as_of"].tolist() == days and backfill["actual"].notna().all()
 
 
 def test_ui_serves_the_store(tmp_path: Path, shared_data: Path) -> None:
