@@ -44,7 +44,7 @@ def forecasts_figure(frame: pd.DataFrame, rows: pd.DataFrame, title: str, target
     ax = fig.add_subplot()
     ax.plot(shown["date"], shown[target], color="tab:red", label="real")
     ax.plot(dates, rows["forecast"], color="tab:blue", marker="o", linestyle="none", label="forecast (model)")
-    ax.plot(dates, rows["naive"], color="tab:gray", marker="_", linestyle="none", label="naive (last known value)")
+    ax.plot(dates, rows["naive"], color="tab:gray", marker="x", linestyle="none", label="naive (last known value)")
     ax.set(title=title, xlabel="date", ylabel=f"{target} price")
     ax.legend()
     fig.autofmt_xdate()
