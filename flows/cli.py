@@ -108,7 +108,7 @@ def cmd_train(config: Config, args: argparse.Namespace) -> int:
     from flows.train import train
     from tasks import tracking
 
-    tracking.connect(config.tracking, config.paths())  # an unreachable server fails here, before Prefect starts
+    tracking.preflight(config.tracking, config.paths())
     _print_record(train(config))
     return 0
 
@@ -136,7 +136,7 @@ def cmd_retrain(config: Config, args: argparse.Namespace) -> int:
     from flows.retrain import retrain
     from tasks import tracking
 
-    tracking.connect(config.tracking, config.paths())  # an unreachable server fails here, before Prefect starts
+    tracking.preflight(config.tracking, config.paths())
     decisions = retrain(config, _tickers(config), args.force)
     for d in decisions:
         print(f"{d.ticker}: {d.action}: {d.reason}")
@@ -175,7 +175,7 @@ def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
     from flows.forecast import forecast_all
     from tasks import tracking
 
-    tracking.connect(config.tracking, config.paths())  # an unreachable server fails here, before Prefect starts
+    tracking.preflight(config.tracking, config.paths())
     for result in forecast_all(config, _tickers(config), args.start, args.end):
         print(f"\n{result.ticker}: forecasts from {result.model} (MLflow run {result.run_id})")
         shown = result.rows[["as_of", "date", "forecast", "naive", "actual", "error"]].dropna(axis="columns", how="all")

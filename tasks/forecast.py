@@ -96,8 +96,7 @@ def score(rows: pd.DataFrame) -> dict[str, float]:
 def append(path: Path, rows: pd.DataFrame) -> None:
     """Add rows to a ticker's forecast file: one atomic write under the folder's lock."""
     with store_lock(path.parent):
-        before = pd.read_csv(path, dtype=str) if path.exists() else pd.DataFrame(columns=COLUMNS)
-        both = pd.concat([before, rows.astype({"step": int})], ignore_index=True) if len(before) else rows
+        both = pd.concat([pd.read_csv(path, dtype=str), rows], ignore_index=True) if path.exists() else rows
         write_atomic(path, both[COLUMNS].to_csv(index=False, lineterminator="\n").encode())
 
 

@@ -100,6 +100,13 @@ def connect(config: TrackingConfig, paths: Paths) -> str:
     return uri
 
 
+def preflight(config: TrackingConfig, paths: Paths) -> None:
+    """Fail in seconds, before a flow starts, when the tracking server does not answer (`connect` does the rest)."""
+    uri = tracking_uri(config, paths)
+    if uri.startswith(("http://", "https://")):
+        check_server(uri, config.timeout_seconds)
+
+
 def check_server(uri: str, timeout: float) -> None:
     """Raise TrackingError unless the tracking server at `uri` answers `/health` within `timeout` seconds."""
     try:

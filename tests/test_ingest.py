@@ -151,10 +151,16 @@ def test_merge_conflict_names_both_rows(tmp_path: Path) -> None:
         merge(store, new, "S.csv", "new.csv")
 
 
-def test_conflict_leaves_the_store_byte_for_byte_unchanged(tmp_path: Path) -> None:
+def stored(tmp_path: Path) -> Path:
+    """A store file holding the YAHOO rows as ticker T."""
     store_file = tmp_path / "prices" / "T.csv"
     path = write(tmp_path / "t.csv", YAHOO)
     store_prices(store_file, pick_ticker(read_prices(path), path, "T"))
+    return store_file
+
+
+def test_conflict_leaves_the_store_byte_for_byte_unchanged(tmp_path: Path) -> None:
+    store_file = stored(tmp_path)
     before = store_file.read_bytes()
     bad = write(tmp_path / "bad.csv", "Date,Open,High,Low,Close,Volume\n2018-10-02,1,1,1,1,1\n")
     with pytest.raises(DataError, match="conflicts with the store"):
@@ -163,9 +169,7 @@ def test_conflict_leaves_the_store_byte_for_byte_unchanged(tmp_path: Path) -> No
 
 
 def test_failure_between_write_and_rename_leaves_the_store_intact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store_file = tmp_path / "prices" / "T.csv"
-    path = write(tmp_path / "t.csv", YAHOO)
-    store_prices(store_file, pick_ticker(read_prices(path), path, "T"))
+    store_file = stored(tmp_path)
     before = store_file.read_bytes()
     more = write(tmp_path / "more.csv", "Date,Open,High,Low,Close,Volume\n2018-10-04,1,1,1,1,1\n")
 
@@ -208,9 +212,7 @@ def test_errors_name_the_files_own_header_and_true_line(tmp_path: Path) -> None:
 
 
 def test_a_conflicting_second_file_is_named_and_nothing_is_written(tmp_path: Path) -> None:
-    store_file = tmp_path / "prices" / "T.csv"
-    path = write(tmp_path / "t.csv", YAHOO)
-    store_prices(store_file, pick_ticker(read_prices(path), path, "T"))
+    store_file = stored(tmp_path)
     before = store_file.read_bytes()
     train = write(tmp_path / "train.csv", "Date,Open,High,Low,Close,Volume\n2018-10-04,11,11,11,11,1\n")
     test = write(tmp_path / "test.csv", "Date,Open,High,Low,Close,Volume\n2018-10-01,1,1,1,1,1\n")
