@@ -4,11 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# Offline: no analytics, no telemetry.
-export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export MLFLOW_DISABLE_TELEMETRY := true
-export DO_NOT_TRACK := true
-export TF_CPP_MIN_LOG_LEVEL := 3
+# Offline (no analytics, no telemetry): `pricecast.config.go_offline`, called by the CLI, the tests and the benchmarks.
 
 .PHONY: run test serve ui bench clean
 
@@ -21,7 +17,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## train the default forecaster on the embedded data
 	$(BIN)/pricecast train $(ARGS)
 
-test: $(STAMP)  ## the whole test suite
+test: $(STAMP)  ## format and lint checks, then the whole test suite
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(ARGS)
 
 serve: $(STAMP)  ## serve the deployments (schedules and manual triggers) until stopped

@@ -2,11 +2,11 @@
 
 Usage: python bench/ingest_memory.py [--rows 1000000] [--root DIR]
 
-`--root` reads with another checkout's `tasks.ingest` (e.g. an older commit's, to compare).
+`--root` reads with another checkout's `pricecast.prices.parse` (e.g. an older commit's, to compare).
 
 Writes a long multi-ticker file (Date, Ticker, Open, High, Low, Close, Adj Close, Volume; 2,500
 business days per ticker, as many tickers as `--rows` needs) into a temporary folder, reads it with
-`tasks.ingest.read_prices` in a fresh subprocess (so the peak belongs to the read alone) and
+`pricecast.prices.parse.read_prices` in a fresh subprocess (so the peak belongs to the read alone) and
 prints the file size, the child's RSS after imports (/proc/self/statm), the peak RSS of the
 read alone (VmHWM, restarted after the imports), the process's peak (resource.getrusage),
 and rows per second. Nothing is asserted; the figures are measured on this machine.
@@ -29,15 +29,17 @@ CHILD = """
 import resource, sys, time
 from pathlib import Path
 import pandas as pd  # imported before the baseline: the read's own cost is what is measured
-from tasks.ingest import read_prices
+from pricecast.prices.parse import read_prices
 base = int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() // 1024  # RSS now, KiB
 Path("/proc/self/clear_refs").write_text("5")  # Linux: restart the peak (VmHWM), so the read's own peak shows
 start = time.perf_counter()
 frames = read_prices(Path(sys.argv[1]))
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the whole process, imports included
-read_peak = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM"))
-print(sum(map(len, frames.values())), len(frames), base, peak, read_peak, seconds, sum(f.memory_usage(deep=True).sum() for f in frames.values()))
+status = Path("/proc/self/status").read_text().splitlines()
+read_peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+parsed = sum(f.memory_usage(deep=True).sum() for f in frames.values())
+print(sum(map(len, frames.values())), len(frames), base, peak, read_peak, seconds, parsed)
 """
 
 
@@ -70,19 +72,36 @@ def write_file(path: Path, rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--root", type=Path, default=ROOT, help="checkout whose tasks.ingest reads the file (default: this one)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=ROOT,
+        help="checkout whose pricecast.prices.parse reads the file (default: this one)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "BIG.csv"
         write_file(path, args.rows)
-        out = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, cwd=args.root, env={"PYTHONPATH": str(args.root.resolve()), "PATH": "/usr/bin:/bin"})
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(path)],
+            capture_output=True,
+            text=True,
+            cwd=args.root,
+            env={"PYTHONPATH": str(args.root.resolve()), "PATH": "/usr/bin:/bin"},
+        )
         if out.returncode:
             sys.exit(out.stderr[-3000:])
         rows, tickers, base, peak, read_peak, seconds, frame_bytes = out.stdout.split()
         mib = 1024  # ru_maxrss is in KiB on Linux
         print(f"file: {args.rows:,} rows, {path.stat().st_size / 2**20:.1f} MiB")
-        print(f"read_prices: {int(rows):,} rows ({tickers} tickers) in {float(seconds):.1f} s ({int(rows) / float(seconds):,.0f} rows/s)")
-        print(f"RSS after imports: {int(base) / mib:.0f} MiB; peak RSS during the read (VmHWM): {int(read_peak) / mib:.0f} MiB, so the read adds {(int(read_peak) - int(base)) / mib:.0f} MiB")
+        print(
+            f"read_prices: {int(rows):,} rows ({tickers} tickers) in {float(seconds):.1f} s "
+            f"({int(rows) / float(seconds):,.0f} rows/s)"
+        )
+        print(
+            f"RSS after imports: {int(base) / mib:.0f} MiB; peak RSS during the read (VmHWM): "
+            f"{int(read_peak) / mib:.0f} MiB, so the read adds {(int(read_peak) - int(base)) / mib:.0f} MiB"
+        )
         print(f"peak RSS of the whole process (getrusage ru_maxrss, imports included): {int(peak) / mib:.0f} MiB")
         print(f"the canonical frames themselves: {int(frame_bytes) / 2**20:.0f} MiB")
 

@@ -40,8 +40,15 @@ def main() -> int:
     store = args.home.resolve() / "data" / "prices" / f"{args.ticker}.csv"
     requirements = Path(mlflow.pyfunc.get_model_dependencies(model_uri))
     print(f"{model_uri} declares: {' '.join(requirements.read_text().split())}")
-    here = json.loads(subprocess.run([sys.executable, "-c", FORECAST, model_uri, str(store)], capture_output=True, text=True, check=True,
-                                     env={**os.environ, "MLFLOW_TRACKING_URI": uri}).stdout.splitlines()[-1])
+    here = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", FORECAST, model_uri, str(store)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        ).stdout.splitlines()[-1]
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         venv = Path(tmp) / "venv"
@@ -50,17 +57,35 @@ def main() -> int:
         python = venv / "bin" / "python"
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", str(requirements)], check=True)
         installed = time.perf_counter() - start
-        has_pricecast = subprocess.run([str(python), "-c", "import tasks.forecaster"], capture_output=True, cwd=tmp).returncode == 0
-        has_prefect = subprocess.run([str(python), "-c", "import prefect"], capture_output=True, cwd=tmp).returncode == 0
+        has_pricecast = (
+            subprocess.run([str(python), "-c", "import pricecast.forecaster"], capture_output=True, cwd=tmp).returncode
+            == 0
+        )
+        has_prefect = (
+            subprocess.run([str(python), "-c", "import prefect"], capture_output=True, cwd=tmp).returncode == 0
+        )
         start = time.perf_counter()
-        out = subprocess.run([str(python), "-c", FORECAST, model_uri, str(store)], capture_output=True, text=True, cwd=tmp,
-                             env={"PATH": os.environ["PATH"], "MLFLOW_TRACKING_URI": uri, "TF_CPP_MIN_LOG_LEVEL": "3", "MLFLOW_DISABLE_TELEMETRY": "true"})
+        out = subprocess.run(
+            [str(python), "-c", FORECAST, model_uri, str(store)],
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+            env={
+                "PATH": os.environ["PATH"],
+                "MLFLOW_TRACKING_URI": uri,
+                "TF_CPP_MIN_LOG_LEVEL": "3",
+                "MLFLOW_DISABLE_TELEMETRY": "true",
+            },
+        )
         loaded = time.perf_counter() - start
     if out.returncode != 0:
         print(out.stderr[-3000:])
         return 1
     there = json.loads(out.stdout.splitlines()[-1])
-    print(f"fresh venv: install {installed:.1f} s; pricecast importable: {has_pricecast}; prefect importable: {has_prefect}")
+    print(
+        f"fresh venv: install {installed:.1f} s; pricecast importable: {has_pricecast}; prefect importable: "
+        f"{has_prefect}"
+    )
     print(f"load and forecast there: {loaded:.1f} s -> {there}")
     print(f"same forecast as in the project's venv: {there == here}")
     return 0 if there == here else 1

@@ -28,19 +28,32 @@ def main() -> None:
     for i in range(args.repeat):
         with tempfile.TemporaryDirectory() as home:
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "flows.cli", "train", "--home", home, *train_flags], check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "pricecast.cli", "train", "--home", home, *train_flags],
+                check=True,
+                capture_output=True,
+            )
             wall = time.perf_counter() - start
             client = MlflowClient(tracking_uri=f"sqlite:///{Path(home) / 'mlruns' / 'mlflow.db'}")
             [run] = client.search_runs([e.experiment_id for e in client.search_experiments()])
             fit = run.data.metrics["train_seconds"]
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "flows.cli", "forecast", "--home", home], check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "pricecast.cli", "forecast", "--home", home], check=True, capture_output=True
+            )
             forecast = time.perf_counter() - start
             rows.append((wall, fit, forecast))
-            print(f"run {i + 1}: wall {wall:.1f} s, training (model.fit) {fit:.1f} s, everything else {wall - fit:.1f} s; then forecast {forecast:.1f} s", flush=True)
+            print(
+                f"run {i + 1}: wall {wall:.1f} s, training (model.fit) {fit:.1f} s, everything else "
+                f"{wall - fit:.1f} s; then forecast {forecast:.1f} s",
+                flush=True,
+            )
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "flows.cli", "--help"], check=True, capture_output=True)
-    print(f"mean: wall {statistics.mean(r[0] for r in rows):.1f} s, training {statistics.mean(r[1] for r in rows):.1f} s, forecast {statistics.mean(r[2] for r in rows):.1f} s")
+    subprocess.run([sys.executable, "-m", "pricecast.cli", "--help"], check=True, capture_output=True)
+    print(
+        f"mean: wall {statistics.mean(r[0] for r in rows):.1f} s, training "
+        f"{statistics.mean(r[1] for r in rows):.1f} s, forecast {statistics.mean(r[2] for r in rows):.1f} s"
+    )
     print(f"pricecast --help: {time.perf_counter() - start:.2f} s")
 
 

@@ -15,15 +15,11 @@ import statistics
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from tasks.config import Config, TrainingConfig  # noqa: E402
-from tasks.evaluate import compare  # noqa: E402
-from tasks.ingest import pick_ticker, read_prices  # noqa: E402
-from tasks.scale import fit_scaler, inverse, transform  # noqa: E402
-from tasks.split import split_by_file  # noqa: E402
-from tasks.train import fit_model, predict  # noqa: E402
-from tasks.window import holdout_windows, make_windows  # noqa: E402
+from pricecast.config import Config, TrainingConfig, go_offline
+from pricecast.prices.sources import load_prices
+from pricecast.stages.evaluate import evaluate_model
+from pricecast.stages.model import fit_model
+from pricecast.stages.prepare import prepare
 
 SEED_REPORTED = {"mse": 53.03, "mae": 5.82}
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,22 +32,25 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     args = parser.parse_args()
 
+    go_offline()
     config = Config()
     train_path, test_path = args.data_dir / "NSETATAGLOBAL.csv", args.data_dir / "tatatest.csv"
-    parts = split_by_file(
-        pick_ticker(read_prices(train_path), train_path, "TATA").frame,
-        pick_ticker(read_prices(test_path), test_path, "TATA").frame,
-        train_path.name,
-        test_path.name,
+    # The same stages as the train flow, in the same order, through the same function.
+    prepared = prepare(load_prices(train_path, "TATA"), load_prices(test_path, "TATA"), config)
+    parts, (x, y, x_test) = (
+        prepared.split,
+        (prepared.windows.x_train, prepared.windows.y_train, prepared.windows.x_test),
     )
     target, lookback = config.data.target, config.window.lookback
-    scaler = fit_scaler(parts.train[target].to_numpy(), config.scaling)
-    train_scaled, test_scaled = transform(scaler, parts.train[target].to_numpy()), transform(scaler, parts.test[target].to_numpy())
-    x, y = make_windows(train_scaled, lookback)
-    x_test, _ = holdout_windows(train_scaled, test_scaled, lookback)
 
-    print(f"seed configuration: SimpleRNN(5) -> Dense(1), lookback {lookback}, {args.epochs} epochs, batch 100, validation_split 0.1")
-    print(f"{len(x)} training windows, {len(x_test)} test days {parts.test['date'].iloc[0]:%Y-%m-%d}..{parts.test['date'].iloc[-1]:%Y-%m-%d}\n")
+    print(
+        f"seed configuration: SimpleRNN(5) -> Dense(1), lookback {lookback}, {args.epochs} epochs, batch 100, "
+        "validation_split 0.1"
+    )
+    print(
+        f"{len(x)} training windows, {len(x_test)} test days "
+        f"{parts.test['date'].iloc[0]:%Y-%m-%d}..{parts.test['date'].iloc[-1]:%Y-%m-%d}\n"
+    )
     print(f"{'seed':>4} {'MSE':>10} {'MAE':>9} {'skill':>8} {'train s':>8}")
     results = []
     for seed in range(args.seeds):
@@ -59,7 +58,7 @@ def main() -> None:
         start = time.perf_counter()
         fitted = fit_model(x, y, config.model, training)
         elapsed = time.perf_counter() - start
-        evaluation = compare(parts.test["date"], parts.test[target].to_numpy(), inverse(scaler, predict(fitted.model, x_test)), float(parts.train[target].iloc[-1]))
+        evaluation = evaluate_model(fitted.model, prepared, target)
         m = evaluation.metrics
         results.append((m, elapsed))
         print(f"{seed:>4} {m['mse']:>10.2f} {m['mae']:>9.2f} {m['skill']:>+8.3f} {elapsed:>8.1f}", flush=True)
@@ -68,14 +67,23 @@ def main() -> None:
     print(f"\n{'':<22} {'mean':>8} {'std':>8} {'median':>8} {'min':>8} {'max':>8}")
     for key in ("mse", "mae"):
         values = [m[key] for m, _ in results]
-        spread = (statistics.mean(values), statistics.stdev(values), statistics.median(values), min(values), max(values))
+        spread = (
+            statistics.mean(values),
+            statistics.stdev(values),
+            statistics.median(values),
+            min(values),
+            max(values),
+        )
         print(f"model {key.upper():<16} " + " ".join(f"{v:>8.2f}" for v in spread))
     print(f"naive (tomorrow=today) MSE {naive['naive_mse']:.2f}, MAE {naive['naive_mae']:.2f}")
     print(f"seed's reported result MSE {SEED_REPORTED['mse']:.2f}, MAE {SEED_REPORTED['mae']:.2f}")
     beats = sum(m["mae"] < m["naive_mae"] for m, _ in results)
     print(f"seeds whose MAE beats naive: {beats} of {len(results)}")
     times = [t for _, t in results]
-    print(f"training time per run: mean {statistics.mean(times):.1f} s (min {min(times):.1f}, max {max(times):.1f}) on {os.cpu_count()} cores")
+    print(
+        f"training time per run: mean {statistics.mean(times):.1f} s (min {min(times):.1f}, max {max(times):.1f}) "
+        f"on {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":

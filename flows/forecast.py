@@ -10,11 +10,14 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows import results
-from tasks import tracking
-from tasks.config import Config
-from tasks.forecast import append, forecast, labelled, load_model, publish, read_store, score
-from tasks.plot import forecasts_figure
-from tasks.promote import store_tickers
+from pricecast.config import Config
+from pricecast.forecast import labelled, score
+from pricecast.prices.store import CsvStore
+from pricecast.stages.plot import forecast_figure
+from pricecast.tracking import connect, registry, runs
+from tasks.forecast import append_forecasts, forecast_range, load_model
+from tasks.prices import read_prices
+from tasks.tracking import publish_forecast
 
 
 @dataclass(frozen=True)
@@ -26,30 +29,36 @@ class Forecast:
     rows: pd.DataFrame
     scores: dict[str, float]
     run_id: str
+    path: str
 
 
 @flow(name="forecast-ticker", flow_run_name="forecast-{ticker}")
 def forecast_ticker(config: Config, ticker: str, start: date | None = None, end: date | None = None) -> Forecast:
     """Forecast one ticker from its champion (else its latest version); record the forecasts everywhere."""
-    paths = config.paths()
-    frame = read_store(paths.store_file(ticker), ticker)
+    paths, horizon = config.paths(), config.forecast.horizon
+    frame = read_prices(paths, ticker)
     ref, model = load_model(ticker)
     if ref.alias is None:
         get_run_logger().warning("%s has no champion yet: forecasting with %s", ticker, ref.label)
-    rows = labelled(forecast(model, frame, start, end, config.forecast.horizon), ticker, ref, pd.Timestamp.now(tz="UTC"))
+    rows = labelled(forecast_range(model, frame, start, end, horizon), ticker, ref, pd.Timestamp.now(tz="UTC"))
     scores = score(rows)
-    title = f"{ticker}: {config.forecast.horizon}-day forecasts as of {rows['as_of'].iloc[0]}" + (f"..{rows['as_of'].iloc[-1]}" if start or end else "")
-    with tracking.forecast_run(config, ticker, ref, title, flow_run.id) as run:
-        tracking.log_forecasts(rows, forecasts_figure(frame, rows, title, tracking.forecaster_of(model).target, config.forecast.plot_days), scores)
-        append(paths.forecasts / f"{ticker}.csv", rows)
-    publish(ticker, rows, ref)
-    return Forecast(ticker, ref.label, rows, scores, run.info.run_id)
+    days = rows["as_of"].iloc[0] + (f"..{rows['as_of'].iloc[-1]}" if start or end else "")
+    title = f"{ticker}: {horizon}-day forecasts as of {days}"
+    target = registry.forecaster_of(model).target
+    with runs.forecast_run(config, ticker, ref, title, flow_run.id) as run:
+        runs.log_forecasts(rows, forecast_figure(frame, rows, title, target, config.forecast.plot_days), scores)
+        path = append_forecasts(paths, ticker, rows)
+    publish_forecast(ticker, rows, ref)
+    return Forecast(ticker, ref.label, rows, scores, run.info.run_id, path)
 
 
 @flow(name="forecast")
-def forecast_all(config: Config = Config(), tickers: list[str] | None = None, start: date | None = None, end: date | None = None) -> list[Forecast]:
-    """Forecast the given tickers (default: every ticker in the store); with `start`/`end`, every day of that past range."""
+def forecast(
+    config: Config = Config(), tickers: list[str] | None = None, start: date | None = None, end: date | None = None
+) -> list[Forecast]:
+    """Forecast the given tickers (default: every ticker in the store); with `start`/`end`, every day of that range."""
     paths = config.paths()
-    tracking.connect(config.tracking, paths)
-    states = {t: forecast_ticker(config, t, start, end, return_state=True) for t in [t.upper() for t in tickers or store_tickers(paths)]}
+    connect.connect(config.tracking, paths)
+    chosen = [t.upper() for t in tickers or CsvStore(paths).tickers()]
+    states = {t: forecast_ticker(config, t, start, end, return_state=True) for t in chosen}
     return results(states, "forecast")

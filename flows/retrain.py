@@ -5,11 +5,14 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from flows import results
-from flows.forecast import forecast_all
+from flows.forecast import forecast
 from flows.train import train
-from tasks import tracking
-from tasks.config import Config
-from tasks.promote import Decision, challenger_config, check_store, judge, merge_incoming_task, record, store_tickers
+from pricecast.config import Config
+from pricecast.prices.store import CsvStore
+from pricecast.promote import Decision, challenger_config
+from pricecast.tracking import connect
+from tasks.prices import merge_incoming_files
+from tasks.promote import check_store, judge, record_decision
 
 
 @flow(name="retrain-ticker", flow_run_name="retrain-{ticker}")
@@ -26,32 +29,23 @@ def retrain_ticker(config: Config, ticker: str, force: bool = False) -> Decision
     # Score the champion on the same days and decide.
     decision = judge(ticker, frame, challenger, config.promotion)
     # Record the decision on both runs, the versions, the model; move the alias if promoted.
-    record(decision, challenger.run_id, frame, config.promotion.holdout_days)
+    record_decision(decision, challenger.run_id, frame, config.promotion.holdout_days)
     get_run_logger().info("%s: %s (%s)", ticker, decision.action, decision.reason)
     return decision
 
 
 @flow(name="retrain")
 def retrain(config: Config = Config(), tickers: list[str] | None = None, force: bool = False) -> list[Decision]:
-    """Merge `data/incoming/`, retrain the given tickers (default: every ticker in the store), forecast the changed ones."""
+    """Merge `data/incoming/`, retrain the given tickers (default: all in the store), forecast the changed ones."""
     paths = config.paths()
-    tracking.connect(config.tracking, paths)
+    connect.connect(config.tracking, paths)
     # Merge new files into the store; bad ones go to incoming/rejected/ with the reason.
-    report = merge_incoming_task(paths)
-    for name, error in report.rejected.items():
-        get_run_logger().error("rejected %s: %s", name, error)
+    merge_incoming_files(paths)
     # Retrain each ticker; one ticker's failure does not stop the others, but fails the run.
-    states = {t: retrain_ticker(config, t, force, return_state=True) for t in [t.upper() for t in tickers or store_tickers(paths)]}
+    chosen = [t.upper() for t in tickers or CsvStore(paths).tickers()]
+    states = {t: retrain_ticker(config, t, force, return_state=True) for t in chosen}
     # Forecast from the champion of every ticker that got new data.
     changed = [t for t, state in states.items() if state.is_completed() and state.result().action != "skipped"]
     if config.forecast.after_retrain and changed:
-        forecast_all(config, changed)
+        forecast(config, changed)
     return results(states, "retrain")
-
-
-if __name__ == "__main__":
-    import sys
-
-    from flows.cli import main
-
-    sys.exit(main(["retrain", *sys.argv[1:]]))

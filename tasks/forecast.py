@@ -1,126 +1,34 @@
-"""Forecasts from a registered version: the next trading days, or the days of a past range (backfill).
-
-Each forecast row says when it was made, from which day's history, for which day, which version
-made it, and, when the day has passed, what actually happened beside the naive forecast.
-"""
+"""Tasks of the forecast flow: load the model, forecast, keep the forecasts."""
 
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
+import mlflow
 import pandas as pd
-from prefect import task
-from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
 
-from tasks import tracking
-from tasks.errors import DataError
-from tasks.evaluate import error_metrics
-from tasks.forecaster import model_input, trading_days_after
-from tasks.ingest import read_prices, retry_on_io_error, store_lock, write_atomic
-from tasks.report import artifact_key
-
-if TYPE_CHECKING:
-    import mlflow
-
-COLUMNS = ["made_at", "ticker", "as_of", "step", "date", "forecast", "naive", "actual", "error", "naive_error", "model", "version", "model_alias", "run_id"]
+from pricecast import forecast
+from pricecast.config import Paths
+from pricecast.prices.store import CsvStore
+from pricecast.tracking import registry
+from tasks import stage
 
 
-def as_of_days(frame: pd.DataFrame, start: date | None, end: date | None, lookback: int) -> pd.Series:
-    """The store days to forecast from: the last one, or every day in `start..end` with a full lookback before it.
-
-    Raises:
-        DataError: no such day in the store, naming the range and what the store holds.
-    """
-    usable = frame["date"].iloc[lookback - 1 :]
-    if start is None and end is None:
-        chosen = usable.tail(1)
-    else:
-        low, high = pd.Timestamp(start or pd.Timestamp.min), pd.Timestamp(end or pd.Timestamp.max)
-        chosen = usable[(usable >= low) & (usable <= high)]
-    if chosen.empty:
-        held = f"{frame['date'].iloc[0]:%Y-%m-%d}..{frame['date'].iloc[-1]:%Y-%m-%d}" if len(frame) else "nothing"
-        wanted = f"{start or '…'}..{end or '…'}"
-        raise DataError(f"No day in {wanted} has {lookback} days of history before it (the store holds {held}, {len(frame)} days)")
-    return chosen.reset_index(drop=True)
-
-
-def forecasts(model: mlflow.pyfunc.PyFuncModel, frame: pd.DataFrame, days: pd.Series, horizon: int) -> pd.DataFrame:
-    """What the model forecasts from each day's history, with the naive forecast and, once known, the actual price.
-
-    A forecast for a day the store already holds gets that trading day's date and price (the k-th
-    store day after the as-of day); later ones the weekdays after the last day the store holds.
-    """
-    forecaster = tracking.forecaster_of(model)
-    target = forecaster.target
-    parts = []
-    for day in days:
-        position = int(frame["date"].searchsorted(day, side="right"))
-        history = frame.iloc[:position]
-        out = model.predict(model_input(history, target, forecaster.lookback), params={"horizon": horizon})
-        later = frame.iloc[position : position + horizon]
-        actual = np.full(horizon, np.nan)
-        actual[: len(later)] = later[target].to_numpy()
-        known = list(later["date"])
-        out["date"] = [f"{d:%Y-%m-%d}" for d in [*known, *trading_days_after(known[-1] if known else day, horizon - len(known))]]
-        parts.append(out.assign(as_of=f"{day:%Y-%m-%d}", step=range(1, horizon + 1), naive=float(history[target].iloc[-1]), actual=actual))
-    rows = pd.concat(parts, ignore_index=True)
-    return rows.assign(error=rows["forecast"] - rows["actual"], naive_error=rows["naive"] - rows["actual"])
-
-
-def labelled(rows: pd.DataFrame, ticker: str, ref: tracking.ModelRef, made_at: pd.Timestamp) -> pd.DataFrame:
-    """Forecast rows with who made them and when, in the file's column order."""
-    return rows.assign(made_at=f"{made_at:%Y-%m-%dT%H:%M:%SZ}", ticker=ticker, model=ref.name, version=ref.version, model_alias=ref.alias or "latest", run_id=ref.run_id)[COLUMNS]
-
-
-def score(rows: pd.DataFrame) -> dict[str, float]:
-    """MAE and MSE of the forecasts whose day has passed, beside the naive forecast's; empty when none has."""
-    known = rows.dropna(subset=["actual"])
-    if known.empty:
-        return {}
-    model = error_metrics(known["actual"], known["forecast"])
-    naive = error_metrics(known["actual"], known["naive"])
-    return {
-        "mae": model["mae"],
-        "mse": model["mse"],
-        "naive_mae": naive["mae"],
-        "naive_mse": naive["mse"],
-        "skill": 1 - model["mae"] / naive["mae"] if naive["mae"] else float("nan"),
-        "forecasts_scored": float(len(known)),
-    }
-
-
-def append(path: Path, rows: pd.DataFrame) -> None:
-    """Add rows to a ticker's forecast file: one atomic write under the folder's lock."""
-    with store_lock(path.parent):
-        both = pd.concat([pd.read_csv(path, dtype=str), rows], ignore_index=True) if path.exists() else rows
-        write_atomic(path, both[COLUMNS].to_csv(index=False, lineterminator="\n").encode())
-
-
-@task(name="read-store", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2, retry_condition_fn=retry_on_io_error)
-def read_store(store_file: Path, ticker: str) -> pd.DataFrame:
-    if not store_file.exists():
-        raise DataError(f"No prices for ticker {ticker!r}: {store_file} does not exist")
-    return read_prices(store_file)[""]
-
-
-@task(name="load-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def load_model(ticker: str) -> tuple[tracking.ModelRef, mlflow.pyfunc.PyFuncModel]:
+@stage("load-model", retry="any")
+def load_model(ticker: str) -> tuple[registry.ModelRef, mlflow.pyfunc.PyFuncModel]:
     """The champion (else the latest version, said in its label), loaded."""
-    ref = tracking.forecast_model(ticker)
-    return ref, tracking.load_forecaster(ref.name, ref.version)
+    return forecast.load_model(ticker)
 
 
-@task(name="forecast", cache_policy=NO_CACHE)
-def forecast(model: mlflow.pyfunc.PyFuncModel, frame: pd.DataFrame, start: date | None, end: date | None, horizon: int) -> pd.DataFrame:
-    return forecasts(model, frame, as_of_days(frame, start, end, tracking.forecaster_of(model).lookback), horizon)
+@stage("forecast")
+def forecast_range(
+    model: mlflow.pyfunc.PyFuncModel, frame: pd.DataFrame, start: date | None, end: date | None, horizon: int
+) -> pd.DataFrame:
+    """Forecasts from the store's last day, or from every day of `start..end` (backfill)."""
+    return forecast.forecast_range(model, frame, start, end, horizon)
 
 
-@task(name="publish-forecast", cache_policy=NO_CACHE)
-def publish(ticker: str, rows: pd.DataFrame, ref: tracking.ModelRef) -> None:
-    """A Prefect table artifact of the forecasts."""
-    table = rows.drop(columns=["ticker", "model", "run_id"]).round(4)
-    create_table_artifact(table.astype(object).where(table.notna(), "").to_dict("records"), key=artifact_key("forecast", ticker), description=f"{ticker} forecasts from {ref.label}")
+@stage("append-forecasts", retry="io")
+def append_forecasts(paths: Paths, ticker: str, rows: pd.DataFrame) -> str:
+    """Add the forecasts to the ticker's forecasts file; returns its path."""
+    return str(CsvStore(paths).append_forecasts(ticker, rows, forecast.COLUMNS))

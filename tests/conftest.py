@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from pricecast.config import go_offline
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-for key, value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "TF_CPP_MIN_LOG_LEVEL": "3"}.items():
-    os.environ.setdefault(key, value)
+go_offline()
 
 
 @pytest.fixture(scope="session")

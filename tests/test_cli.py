@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from flows.cli import build_config, config_fields, flag_name, parser
-from tasks.config import PROJECT_ROOT, Config
+from pricecast.cli import build_config, config_fields, flag_name, parser
+from pricecast.config import PROJECT_ROOT, Config
 
 
 def config_from(*argv: str) -> Config:
@@ -28,11 +28,35 @@ def test_every_field_has_its_own_flag() -> None:
 
 
 def test_flags_fill_the_config(tmp_path: Path) -> None:
-    c = config_from("--epochs", "2", "--seed", "3", "--units", "8", "--cell", "LSTM", "--data", "a.csv", "--test-data", "b.csv",
-                    "--ticker", "tata", "--target", "close", "--no-naive-gate", "--home", str(tmp_path))
+    c = config_from(
+        "--epochs",
+        "2",
+        "--seed",
+        "3",
+        "--units",
+        "8",
+        "--cell",
+        "LSTM",
+        "--data",
+        "a.csv",
+        "--test-data",
+        "b.csv",
+        "--ticker",
+        "tata",
+        "--target",
+        "close",
+        "--no-naive-gate",
+        "--home",
+        str(tmp_path),
+    )
     assert (c.training.epochs, c.training.seed, c.model.units, c.model.cell) == (2, 3, 8, "LSTM")
     # Paths are anchored where the command runs, so a served deployment reads the same files.
-    assert (c.data.path, c.split.test_path, c.data.ticker, c.data.target) == (Path("a.csv").resolve(), Path("b.csv").resolve(), "TATA", "close")
+    assert (c.data.path, c.split.test_path, c.data.ticker, c.data.target) == (
+        Path("a.csv").resolve(),
+        Path("b.csv").resolve(),
+        "TATA",
+        "close",
+    )
     assert c.promotion.naive_gate is False
     assert c.paths().root == tmp_path.resolve()
 
@@ -63,7 +87,7 @@ def test_home_from_environment_or_project_root(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_merged_lays_overrides_over_a_served_config() -> None:
-    from tasks.config import merged
+    from pricecast.config import merged
 
     served = Config(home="/srv/h").model_dump(mode="json")
     out = Config.model_validate(merged(served, {"training": {"epochs": 5}}))

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.evaluate import compare, error_metrics, naive_forecast
-from tasks.report import artifact_key, metrics_table
+from pricecast.report import artifact_key, metrics_table
+from pricecast.stages.evaluate import compare, error_metrics, naive_forecast
 
 
 def test_error_metrics_by_hand() -> None:

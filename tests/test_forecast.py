@@ -1,4 +1,4 @@
-"""Forecasts from registered versions: the model's round trip, the forecast flow and backfill, and the real model server."""
+"""Forecasts from registered versions: the model's round trip, the forecast flow, backfill, the model server."""
 
 from __future__ import annotations
 
@@ -18,12 +18,11 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-import tasks.tracking
-from flows.forecast import forecast_all
+from flows.forecast import forecast
 from flows.train import train
-from tasks import tracking
-from tasks.config import Config, DataConfig, ForecastConfig, TrainingConfig
-from tasks.forecaster import PriceForecaster, model_input
+from pricecast.config import Config, DataConfig, ForecastConfig, TrainingConfig
+from pricecast.forecaster import PriceForecaster, model_input
+from pricecast.tracking import registry, runs
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
@@ -36,16 +35,20 @@ def trained(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     folder = tmp_path_factory.mktemp("forecast")
     data = folder / "tata.csv"
     data.write_text("\n".join((shared_data / "NSETATAGLOBAL.csv").read_text().splitlines()[:201]) + "\n")
-    config = Config(home=folder / "home", data=DataConfig(path=data, ticker="TATA"), training=TrainingConfig(epochs=2, batch_size=32, seed=3))
+    config = Config(
+        home=folder / "home",
+        data=DataConfig(path=data, ticker="TATA"),
+        training=TrainingConfig(epochs=2, batch_size=32, seed=3),
+    )
     kept = {}
-    original = tasks.tracking.log_results
+    original = runs.log_results
 
     def keep(config, ticker, fitted, evaluation, figures, scaler, history):  # noqa: ANN001, ANN202 - same arguments as log_results
         kept.update(network=fitted.model, scaler=scaler)
         return original(config, ticker, fitted, evaluation, figures, scaler, history)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(tasks.tracking, "log_results", keep)
+        patch.setattr(runs, "log_results", keep)
         record = train(config)
     store = pd.read_csv(config.paths().store_file("TATA"))  # dates as text: what a user reads from the store
     return {"config": config, "record": record, "store": store, **kept}
@@ -55,10 +58,16 @@ def test_in_memory_model_and_loaded_pyfunc_give_the_same_forecast(trained: dict)
     record = trained["record"]
     twin = PriceForecaster.from_parts(trained["network"], trained["scaler"], lookback=60, target="open")
     history = trained["store"].iloc[:-3]
-    loaded = tracking.load_forecaster(record.model_name, record.version)
+    loaded = registry.load_forecaster(record.model_name, record.version)
     expected = twin.predict(None, model_input(history, "open", 60), {"horizon": 5})
     got = loaded.predict(history, params={"horizon": 5})  # the store's own columns, extra ones ignored
-    assert got["date"].tolist() == expected["date"].tolist() == pd.bdate_range(pd.Timestamp(history["date"].iloc[-1]) + pd.Timedelta(days=1), periods=5).strftime("%Y-%m-%d").tolist()
+    assert (
+        got["date"].tolist()
+        == expected["date"].tolist()
+        == pd.bdate_range(pd.Timestamp(history["date"].iloc[-1]) + pd.Timedelta(days=1), periods=5)
+        .strftime("%Y-%m-%d")
+        .tolist()
+    )
     np.testing.assert_allclose(got["forecast"], expected["forecast"], rtol=1e-6)
     assert np.all(got["forecast"] > 0)
 
@@ -69,17 +78,20 @@ def test_forecast_flow_writes_the_csv_the_mlflow_run_and_the_prefect_table(train
 
     config = trained["config"].model_copy(update={"forecast": ForecastConfig(horizon=3)})
     client = MlflowClient(f"sqlite:///{config.paths().mlruns / 'mlflow.db'}")
-    [first] = forecast_all(config, ["TATA"])  # no champion yet: the latest version, and it says so
+    [first] = forecast(config, ["TATA"])  # no champion yet: the latest version, and it says so
     assert "no champion yet" in first.model
     client.set_registered_model_alias("pricecast-TATA", "champion", trained["record"].version)
-    [second] = forecast_all(config, ["TATA"])
+    [second] = forecast(config, ["TATA"])
     assert "champion" in second.model and "no champion" not in second.model
 
     saved = pd.read_csv(config.paths().forecasts / "TATA.csv")
     last_day = trained["store"]["date"].iloc[-1]
     assert len(saved) == 6 and saved["as_of"].eq(last_day).all() and saved["step"].tolist() == [1, 2, 3] * 2
     assert saved["model_alias"].tolist() == ["latest"] * 3 + ["champion"] * 3
-    assert saved["version"].astype(str).eq(trained["record"].version).all() and saved["run_id"].eq(trained["record"].run_id).all()
+    assert (
+        saved["version"].astype(str).eq(trained["record"].version).all()
+        and saved["run_id"].eq(trained["record"].run_id).all()
+    )
     assert saved["naive"].eq(trained["store"]["open"].iloc[-1]).all() and saved["actual"].isna().all()
     np.testing.assert_allclose(saved["forecast"].iloc[:3], saved["forecast"].iloc[3:])  # same version, same history
 
@@ -93,7 +105,9 @@ def test_forecast_flow_writes_the_csv_the_mlflow_run_and_the_prefect_table(train
     flow_run_id = run.data.tags["prefect.flow_run_id"]
     with get_client(sync_client=True) as prefect:
         [table] = prefect.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["forecast-tata"]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["forecast-tata"]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+            )
         )
     assert table.type == "table"
     rows = json.loads(table.data) if isinstance(table.data, str) else table.data
@@ -104,15 +118,17 @@ def test_backfill_over_ten_past_days_writes_ten_forecasts_with_their_actuals(tra
     config = trained["config"]
     store = trained["store"]
     days = store["date"].iloc[-11:-1]  # each has a next trading day in the store
-    [result] = forecast_all(config, ["TATA"], date.fromisoformat(days.iloc[0]), date.fromisoformat(days.iloc[-1]))
+    [result] = forecast(config, ["TATA"], date.fromisoformat(days.iloc[0]), date.fromisoformat(days.iloc[-1]))
     rows = result.rows
     assert rows["as_of"].tolist() == days.tolist()
-    assert rows["date"].tolist() == store["date"].iloc[-10:].tolist()  # the real next trading day, not a guessed weekday
+    assert (
+        rows["date"].tolist() == store["date"].iloc[-10:].tolist()
+    )  # the real next trading day, not a guessed weekday
     np.testing.assert_allclose(rows["actual"], store["open"].iloc[-10:])
     np.testing.assert_allclose(rows["naive"], store["open"].iloc[-11:-1])
     np.testing.assert_allclose(rows["error"], rows["forecast"] - rows["actual"])
     # As of a day, the model sees only the history up to that day.
-    model = tracking.load_forecaster(result.rows["model"].iloc[0], result.rows["version"].iloc[0])
+    model = registry.load_forecaster(result.rows["model"].iloc[0], result.rows["version"].iloc[0])
     alone = model.predict(store.iloc[: len(store) - 6], params={"horizon": 1})["forecast"].iloc[0]
     assert rows["forecast"].iloc[4] == pytest.approx(alone, rel=1e-6)
     assert result.scores["forecasts_scored"] == 10
@@ -126,7 +142,7 @@ def test_backfill_over_ten_past_days_writes_ten_forecasts_with_their_actuals(tra
 
 def test_a_backfill_outside_the_store_names_the_range(trained: dict) -> None:
     with pytest.raises(RuntimeError, match=r"No day in 1990-01-01..1990-02-01 has 60 days of history"):
-        forecast_all(trained["config"], ["TATA"], date(1990, 1, 1), date(1990, 2, 1))
+        forecast(trained["config"], ["TATA"], date(1990, 1, 1), date(1990, 2, 1))
 
 
 # --- the model served by MLflow's own model server --------------------------------------------
@@ -145,8 +161,12 @@ def server(trained: dict) -> str:
     env = {**os.environ, "PRICECAST_HOME": str(config.paths().root)}
     env.pop("MLFLOW_TRACKING_URI", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "serve-model", "--ticker", "TATA", "--model-port", str(port)],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "pricecast.cli", "serve-model", "--ticker", "TATA", "--model-port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -166,7 +186,9 @@ def server(trained: dict) -> str:
 
 
 def post(url: str, payload: dict) -> tuple[int, str]:
-    request = urllib.request.Request(f"{url}/invocations", json.dumps(payload).encode(), {"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/invocations", json.dumps(payload).encode(), {"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, response.read().decode()
@@ -183,7 +205,9 @@ def test_served_model_forecasts_real_rows_like_the_process(server: str, trained:
     status, body = post(server, {"dataframe_records": records(store), "params": {"horizon": 3}})
     assert status == 200, body
     served = pd.DataFrame(json.loads(body)["predictions"])
-    here = tracking.load_forecaster(trained["record"].model_name, trained["record"].version).predict(store, params={"horizon": 3})
+    here = registry.load_forecaster(trained["record"].model_name, trained["record"].version).predict(
+        store, params={"horizon": 3}
+    )
     assert served["date"].tolist() == here["date"].tolist()
     np.testing.assert_allclose(served["forecast"], here["forecast"], rtol=1e-6)
 
@@ -199,11 +223,31 @@ def bad_rows(store: pd.DataFrame, change) -> list[dict]:  # noqa: ANN001 - a fun
     [
         ("too few rows", lambda f: f.tail(10), "10 rows of history are too few: the model needs the last 60 days"),
         ("a missing column", lambda f: f.drop(columns=["open"]), "Model is missing inputs ['open']"),
-        ("a non-numeric price", lambda f: f.astype({"open": object}).assign(open=["abc"] + list(f["open"].iloc[1:])), "could not convert string to float: 'abc'"),
-        ("a zero price", lambda f: f.assign(open=[0.0] + list(f["open"].iloc[1:])), "Row 0: open 0.0 is not a positive price"),
-        ("a negative price", lambda f: f.assign(open=list(f["open"].iloc[:-1]) + [-5.0]), "Row 59: open -5.0 is not a positive price"),
-        ("an empty price", lambda f: f.assign(open=[None] + list(f["open"].iloc[1:])), "Row 0: open nan is not a positive price"),
-        ("an unparseable date", lambda f: f.assign(date=["2018-13-45"] + list(f["date"].iloc[1:])), "Row 0: date '2018-13-45' is not a date"),
+        (
+            "a non-numeric price",
+            lambda f: f.astype({"open": object}).assign(open=["abc"] + list(f["open"].iloc[1:])),
+            "could not convert string to float: 'abc'",
+        ),
+        (
+            "a zero price",
+            lambda f: f.assign(open=[0.0] + list(f["open"].iloc[1:])),
+            "Row 0: open 0.0 is not a positive price",
+        ),
+        (
+            "a negative price",
+            lambda f: f.assign(open=list(f["open"].iloc[:-1]) + [-5.0]),
+            "Row 59: open -5.0 is not a positive price",
+        ),
+        (
+            "an empty price",
+            lambda f: f.assign(open=[None] + list(f["open"].iloc[1:])),
+            "Row 0: open nan is not a positive price",
+        ),
+        (
+            "an unparseable date",
+            lambda f: f.assign(date=["2018-13-45"] + list(f["date"].iloc[1:])),
+            "Row 0: date '2018-13-45' is not a date",
+        ),
         ("a repeated date", lambda f: f.assign(date=list(f["date"].iloc[:-1]) + [f["date"].iloc[0]]), "appears twice"),
     ],
 )
@@ -221,11 +265,14 @@ def test_a_bad_horizon_gets_a_4xx(server: str, trained: dict) -> None:
 
 
 def test_a_horizon_past_the_store_takes_known_days_then_weekdays_after_the_last(trained: dict) -> None:
-    from tasks.forecast import forecasts
+    from pricecast.forecast import forecast_from
 
     store = trained["store"].assign(date=lambda f: pd.to_datetime(f["date"]))
-    model = tracking.load_forecaster(trained["record"].model_name, trained["record"].version)
-    rows = forecasts(model, store, store["date"].iloc[[-2]], horizon=3)
+    model = registry.load_forecaster(trained["record"].model_name, trained["record"].version)
+    rows = forecast_from(model, store, store["date"].iloc[[-2]], horizon=3)
     last = store["date"].iloc[-1]
-    assert rows["date"].tolist() == [f"{last:%Y-%m-%d}", *pd.bdate_range(last + pd.Timedelta(days=1), periods=2).strftime("%Y-%m-%d")]
+    assert rows["date"].tolist() == [
+        f"{last:%Y-%m-%d}",
+        *pd.bdate_range(last + pd.Timedelta(days=1), periods=2).strftime("%Y-%m-%d"),
+    ]
     assert rows["actual"].iloc[0] == store["open"].iloc[-1] and rows["actual"].iloc[1:].isna().all()

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.config import ModelConfig, TrainingConfig
-from tasks.plot import forecast_figure, loss_figure
-from tasks.train import build_model, fit_model, predict
+from pricecast.config import ModelConfig, TrainingConfig
+from pricecast.stages.model import build_model, fit_model, predict
+from pricecast.stages.plot import loss_figure, predictions_figure
 
 pytestmark = pytest.mark.slow  # builds and trains (tiny) Keras models
 
@@ -34,8 +34,15 @@ def test_same_seed_same_weights_other_seed_other_weights() -> None:
 def test_figures_show_loss_and_real_predicted_naive() -> None:
     fig = loss_figure({"loss": [1.0, 0.5], "val_loss": [1.2, 0.7]}, "T")
     assert [line.get_label() for line in fig.axes[0].get_lines()] == ["training", "validation"]
-    predictions = pd.DataFrame({"date": pd.bdate_range("2020-01-01", periods=3), "actual": [1.0, 2, 3], "predicted": [1.1, 2, 2.9], "naive": [0.9, 1, 2]})
-    fig = forecast_figure(predictions, "T", "open price")
+    predictions = pd.DataFrame(
+        {
+            "date": pd.bdate_range("2020-01-01", periods=3),
+            "actual": [1.0, 2, 3],
+            "predicted": [1.1, 2, 2.9],
+            "naive": [0.9, 1, 2],
+        }
+    )
+    fig = predictions_figure(predictions, "T", "open price")
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert labels == ["real", "predicted (model)", "naive (yesterday's value)"]
     assert list(fig.axes[0].get_lines()[2].get_ydata()) == [0.9, 1, 2]

@@ -6,17 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.config import ScalingConfig
-from tasks.ingest import DataError
-from tasks.scale import fit_scaler, inverse, transform
-from tasks.split import split_by_file, split_last_days
-from tasks.window import holdout_windows, make_windows
+from pricecast.config import ScalingConfig
+from pricecast.errors import DataError
+from pricecast.stages.scale import fit_scaler, inverse, transform
+from pricecast.stages.split import split_by_file, split_last_days
+from pricecast.stages.window import holdout_windows, make_windows
 
 
 def frame(n: int, start: str = "2020-01-01") -> pd.DataFrame:
     dates = pd.bdate_range(start, periods=n)
     values = np.arange(1.0, n + 1)
-    return pd.DataFrame({"date": dates, "open": values, "high": values, "low": values, "close": values, "volume": values})
+    return pd.DataFrame(
+        {"date": dates, "open": values, "high": values, "low": values, "close": values, "volume": values}
+    )
 
 
 def test_make_windows_next_day() -> None:
@@ -49,13 +51,17 @@ def test_split_last_days() -> None:
     parts = split_last_days(frame(10), 3, "f.csv")
     assert len(parts.train) == 7 and len(parts.test) == 3
     assert parts.train["date"].iloc[-1] < parts.test["date"].iloc[0]
-    with pytest.raises(DataError, match=r"f.csv has 3 rows, too few to train on: 1 training day \+ 3 test days need at least 4"):
+    with pytest.raises(
+        DataError, match=r"f.csv has 3 rows, too few to train on: 1 training day \+ 3 test days need at least 4"
+    ):
         split_last_days(frame(3), 3, "f.csv")
 
 
 def test_split_by_file_refuses_an_overlapping_test_file() -> None:
     train, test = frame(10), frame(3, start="2020-01-10")
-    with pytest.raises(DataError, match="Test file t.csv starts on 2020-01-10, not after the last training day 2020-01-14 of a.csv"):
+    with pytest.raises(
+        DataError, match="Test file t.csv starts on 2020-01-10, not after the last training day 2020-01-14 of a.csv"
+    ):
         split_by_file(train, test, "a.csv", "t.csv")
     assert len(split_by_file(frame(5), frame(2, start="2020-02-01"), "a.csv", "t.csv").test) == 2
 

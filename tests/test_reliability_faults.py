@@ -29,13 +29,15 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import StateType
 
-import tasks.evaluate
-import tasks.ingest
+import pricecast.prices.sources
+import pricecast.prices.store
+import pricecast.stages.evaluate
 from flows.train import train
-from tasks import tracking
-from tasks.config import Config, DataConfig, Paths, SplitConfig, TrackingConfig, TrainingConfig, WindowConfig
-from tasks.errors import DataError, DiskFullError, TrackingError
-from tasks.ingest import ingest, read_prices
+from pricecast.config import Config, DataConfig, Paths, SplitConfig, TrackingConfig, TrainingConfig, WindowConfig
+from pricecast.errors import DataError, DiskFullError, TrackingError
+from pricecast.prices.parse import read_prices
+from pricecast.tracking import connect, registry, runs
+from tasks.prices import ingest
 
 pytestmark = pytest.mark.reliability
 
@@ -76,7 +78,9 @@ def client_for(home: Path) -> MlflowClient:
 
 
 def all_runs(client: MlflowClient) -> list[mlflow.entities.Run]:
-    return client.search_runs([e.experiment_id for e in client.search_experiments()], order_by=["attributes.start_time ASC"])
+    return client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], order_by=["attributes.start_time ASC"]
+    )
 
 
 def versions(client: MlflowClient) -> list[str]:
@@ -92,7 +96,13 @@ def task_runs(flow_run_id: UUID) -> dict[str, tuple[int, list[str]]]:
     """Prefect's record of a flow run's tasks: task name -> (run_count, state names in order)."""
     with get_client(sync_client=True) as client:
         found = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-        return {t.name.rsplit("-", 1)[0]: (t.run_count, [s.name for s in sorted(client.read_task_run_states(t.id), key=lambda s: s.timestamp)]) for t in found}
+        return {
+            t.name.rsplit("-", 1)[0]: (
+                t.run_count,
+                [s.name for s in sorted(client.read_task_run_states(t.id), key=lambda s: s.timestamp)],
+            )
+            for t in found
+        }
 
 
 # --- the command line in a subprocess -------------------------------------------------------
@@ -100,22 +110,32 @@ def task_runs(flow_run_id: UUID) -> dict[str, tuple[int, list[str]]]:
 
 @pytest.fixture
 def cli_env(prefect_harness: None) -> dict[str, str]:
-    """The environment of a `python -m flows.cli` subprocess: this worktree's code, the test Prefect server."""
+    """The environment of a `python -m pricecast.cli` subprocess: this worktree's code, the test Prefect server."""
     from prefect.settings import PREFECT_API_URL
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])), "PREFECT_API_URL": PREFECT_API_URL.value()}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+    }
     for key in ("MLFLOW_TRACKING_URI", "PRICECAST_HOME"):
         env.pop(key, None)
     return env
 
 
 class Cli:
-    """`python -m flows.cli <args>` in its own process group, its output collected line by line."""
+    """`python -m pricecast.cli <args>` in its own process group, its output collected line by line."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+            [sys.executable, "-m", "pricecast.cli", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         self.lines: list[str] = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
@@ -154,12 +174,37 @@ def clis() -> Iterator[list[Cli]]:
 
 
 def train_args(home: Path, data: Path, epochs: int) -> list[str]:
-    return ["train", "--home", str(home), "--data", str(data), "--ticker", "TATA", "--epochs", str(epochs), "--lookback", "20", "--test-days", "10", "--batch-size", "16"]
+    return [
+        "train",
+        "--home",
+        str(home),
+        "--data",
+        str(data),
+        "--ticker",
+        "TATA",
+        "--epochs",
+        str(epochs),
+        "--lookback",
+        "20",
+        "--test-days",
+        "10",
+        "--batch-size",
+        "16",
+    ]
 
 
-# --- 8: transient I/O while reading ---------------------------------------------------------
+# --- transient I/O while reading ---------------------------------------------------------
 
-ROW = pd.DataFrame({"date": pd.to_datetime(["2020-01-01"]), "open": [1.0], "high": [1.0], "low": [1.0], "close": [1.0], "volume": [1.0]})
+ROW = pd.DataFrame(
+    {
+        "date": pd.to_datetime(["2020-01-01"]),
+        "open": [1.0],
+        "high": [1.0],
+        "low": [1.0],
+        "close": [1.0],
+        "volume": [1.0],
+    }
+)
 
 
 @flow
@@ -169,7 +214,7 @@ def read_one(path: Path) -> str:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
-def test_8_a_transient_read_error_is_retried_by_prefect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_transient_read_error_is_retried_by_prefect(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[Path] = []
 
     def flaky(path: Path) -> dict[str, pd.DataFrame]:
@@ -178,7 +223,7 @@ def test_8_a_transient_read_error_is_retried_by_prefect(monkeypatch: pytest.Monk
             raise OSError(errno.EIO, "Input/output error (injected)")
         return {"": ROW}
 
-    monkeypatch.setattr(tasks.ingest, "read_prices", flaky)
+    monkeypatch.setattr(pricecast.prices.sources, "read_prices", flaky)
     state = read_one(tmp_path / "a.csv", return_state=True)
     assert state.is_completed() and state.result() == "ACME"
     run_count, states = task_runs(state.state_details.flow_run_id)["ingest"]
@@ -190,58 +235,70 @@ def test_8_a_transient_read_error_is_retried_by_prefect(monkeypatch: pytest.Monk
 @pytest.mark.usefixtures("prefect_harness")
 @pytest.mark.parametrize(
     "error",
-    [DataError("Value 'x' in a.csv line 3, column 'Open', is not a number"), FileNotFoundError("a.csv"), OSError(errno.ENOSPC, "No space left on device")],
+    [
+        DataError("Value 'x' in a.csv line 3, column 'Open', is not a number"),
+        FileNotFoundError("a.csv"),
+        OSError(errno.ENOSPC, "No space left on device"),
+    ],
     ids=["bad-data", "missing-file", "disk-full"],
 )
-def test_8_bad_data_a_missing_file_and_a_full_disk_are_not_retried(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, error: Exception) -> None:
+def test_bad_data_a_missing_file_and_a_full_disk_are_not_retried(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, error: Exception
+) -> None:
     def bad(path: Path) -> dict[str, pd.DataFrame]:
         raise error
 
-    monkeypatch.setattr(tasks.ingest, "read_prices", bad)
+    monkeypatch.setattr(pricecast.prices.sources, "read_prices", bad)
     state = read_one(tmp_path / "a.csv", return_state=True)
     assert state.is_failed()
     run_count, states = task_runs(state.state_details.flow_run_id)["ingest"]
     assert run_count == 1 and "AwaitingRetry" not in states and states[-1] == "Failed", states
 
 
-# --- 9: a stage raises mid-flow -------------------------------------------------------------
+# --- a stage raises mid-flow -------------------------------------------------------------
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
-def test_9_a_stage_that_raises_fails_both_runs_and_moves_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, slices: dict[str, Path]) -> None:
+def test_a_stage_that_raises_fails_both_runs_and_moves_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, slices: dict[str, Path]
+) -> None:
     first = train(tiny(tmp_path, slices["new"]))
     client = client_for(tmp_path)
-    client.set_registered_model_alias(MODEL, tracking.CHAMPION, first.version)
+    client.set_registered_model_alias(MODEL, registry.CHAMPION, first.version)
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("evaluation broke (injected)")
 
-    monkeypatch.setattr(tasks.evaluate, "compare", broken)
+    monkeypatch.setattr(pricecast.stages.evaluate, "compare", broken)
     state = train(tiny(tmp_path, slices["both"]), return_state=True)
 
     assert state.is_failed()
     prefect_state = flow_run_state(state.state_details.flow_run_id)
-    assert prefect_state.type == StateType.FAILED and "RuntimeError: evaluation broke (injected)" in prefect_state.message
+    assert (
+        prefect_state.type == StateType.FAILED and "RuntimeError: evaluation broke (injected)" in prefect_state.message
+    )
     client = client_for(tmp_path)
     failed = all_runs(client)[-1]
     assert failed.info.status == "FAILED" and failed.data.tags["error"] == "RuntimeError: evaluation broke (injected)"
     assert failed.data.tags["prefect.flow_run_id"] == str(state.state_details.flow_run_id)
     assert versions(client) == ["1"]
-    assert client.get_registered_model(MODEL).aliases == {tracking.CHAMPION: 1}
+    assert client.get_registered_model(MODEL).aliases == {registry.CHAMPION: 1}
 
 
-# --- 10: the process is killed mid-training -------------------------------------------------
+# --- the process is killed mid-training -------------------------------------------------
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
-def test_10_a_killed_training_leaves_a_whole_store_no_version_and_no_running_run(
+def test_a_killed_training_leaves_a_whole_store_no_version_and_no_running_run(
     tmp_path: Path, slices: dict[str, Path], cli_env: dict[str, str], clis: list[Cli]
 ) -> None:
     """SIGKILL and SIGTERM, one process each, both mid-fit on the same store at once."""
     home = tmp_path
-    killed = {sig: Cli(train_args(home, slices["new"], epochs=20000), cli_env) for sig in (signal.SIGKILL, signal.SIGTERM)}
+    killed = {
+        sig: Cli(train_args(home, slices["new"], epochs=20000), cli_env) for sig in (signal.SIGKILL, signal.SIGTERM)
+    }
     clis.extend(killed.values())
     for sig, cli in killed.items():
         cli.wait_for("epoch 1/20000", timeout=240)  # mid-fit: 19,999 epochs to go
@@ -272,12 +329,15 @@ def test_10_a_killed_training_leaves_a_whole_store_no_version_and_no_running_run
     client = client_for(home)
     reconciled = client.get_run(sigkill_run.info.run_id)
     assert reconciled.info.status == "KILLED"
-    assert f"process {killed[signal.SIGKILL].proc.pid} on {socket.gethostname()} ended without closing the run" in reconciled.data.tags["error"]
+    assert (
+        f"process {killed[signal.SIGKILL].proc.pid} on {socket.gethostname()} ended without closing the run"
+        in reconciled.data.tags["error"]
+    )
     assert versions(client) == ["1"] and client.get_model_version(MODEL, "1").run_id == record.run_id
     assert client.get_run(record.run_id).info.status == "FINISHED"
 
 
-# --- 11: disk full --------------------------------------------------------------------------
+# --- disk full --------------------------------------------------------------------------
 
 
 def full_disk_under(folder: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -297,7 +357,9 @@ def full_disk_under(folder: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
-def test_11_a_full_disk_while_writing_the_store_keeps_the_old_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, slices: dict[str, Path]) -> None:
+def test_a_full_disk_while_writing_the_store_keeps_the_old_store(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, slices: dict[str, Path]
+) -> None:
     train(tiny(tmp_path, slices["new"]))
     store_file = Paths(root=tmp_path).store_file("TATA")
     before = store_file.read_bytes()
@@ -318,7 +380,7 @@ def test_11_a_full_disk_while_writing_the_store_keeps_the_old_store(monkeypatch:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
-def test_11_a_full_disk_while_saving_the_model_fails_the_run_and_registers_nothing(
+def test_a_full_disk_while_saving_the_model_fails_the_run_and_registers_nothing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, slices: dict[str, Path]
 ) -> None:
     train(tiny(tmp_path, slices["new"]))
@@ -343,11 +405,13 @@ def test_11_a_full_disk_while_saving_the_model_fails_the_run_and_registers_nothi
     failed = all_runs(client)[-1]
     assert failed.info.status == "FAILED" and failed.data.tags["error"] == f"DiskFullError: {message}"
     assert versions(client) == ["1"]
-    assert set(before) <= {p.relative_to(artifacts) for p in artifacts.rglob("*")}  # the first version's files are all there
-    assert tracking.load_forecaster(MODEL, "1") is not None
+    assert set(before) <= {
+        p.relative_to(artifacts) for p in artifacts.rglob("*")
+    }  # the first version's files are all there
+    assert registry.load_forecaster(MODEL, "1") is not None
 
 
-# --- 12: the tracking server is unreachable -------------------------------------------------
+# --- the tracking server is unreachable -------------------------------------------------
 
 
 @pytest.fixture
@@ -367,7 +431,7 @@ def closed_port() -> str:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
-def test_12_an_unreachable_tracking_server_fails_fast_with_one_clear_line(
+def test_an_unreachable_tracking_server_fails_fast_with_one_clear_line(
     tmp_path: Path, slices: dict[str, Path], cli_env: dict[str, str], clis: list[Cli]
 ) -> None:
     uri = closed_port()
@@ -378,28 +442,37 @@ def test_12_an_unreachable_tracking_server_fails_fast_with_one_clear_line(
     print(f"\nunreachable tracking server: exit {code} after {elapsed:.1f} s")
     assert code == 1, cli.output[-3000:]
     last = cli.output.strip().splitlines()[-1]
-    assert last == f"pricecast: MLflow tracking server {uri} is unreachable ([Errno 111] Connection refused): start it, or fix --tracking-uri / MLFLOW_TRACKING_URI"
+    assert (
+        last == f"pricecast: MLflow tracking server {uri} is unreachable ([Errno 111] Connection refused): "
+        "start it, or fix --tracking-uri / MLFLOW_TRACKING_URI"
+    )
     assert "Traceback" not in cli.output and elapsed < 60
     assert not (tmp_path / "data").exists()  # failed before reading or storing anything
 
 
-def test_12_a_hung_tracking_server_fails_after_the_configured_timeout(silent_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hung_tracking_server_fails_after_the_configured_timeout(
+    silent_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """In-process, as a served flow meets it; MLflow's own HTTP timeout and retries are bounded too."""
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")  # MLflow's defaults: minutes of retries
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")
     start = time.monotonic()
-    with pytest.raises(TrackingError, match=rf"^MLflow tracking server {silent_server} is unreachable \(no answer within 1.5 s\)"):
-        tracking.connect(TrackingConfig(tracking_uri=silent_server, timeout_seconds=1.5, http_retries=1), Paths(root=tmp_path))
+    with pytest.raises(
+        TrackingError, match=rf"^MLflow tracking server {silent_server} is unreachable \(no answer within 1.5 s\)"
+    ):
+        connect.connect(
+            TrackingConfig(tracking_uri=silent_server, timeout_seconds=1.5, http_retries=1), Paths(root=tmp_path)
+        )
     assert 1.4 < time.monotonic() - start < 5
     assert (os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"], os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"]) == ("1", "2")
 
 
-# --- 13: two flows write the same store and registry at once --------------------------------
+# --- two flows write the same store and registry at once --------------------------------
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
-def test_13_two_trainings_at_once_lose_no_row_and_register_one_version_each(
+def test_two_trainings_at_once_lose_no_row_and_register_one_version_each(
     tmp_path: Path, slices: dict[str, Path], cli_env: dict[str, str], clis: list[Cli]
 ) -> None:
     pair = {name: Cli(train_args(tmp_path, slices[name], epochs=2), cli_env) for name in ("new", "old")}
@@ -408,7 +481,11 @@ def test_13_two_trainings_at_once_lose_no_row_and_register_one_version_each(
         assert cli.finish(300) == 0, cli.output[-4000:]
 
     store = read_prices(Paths(root=tmp_path).store_file("TATA"))[""]
-    expected = pd.concat([read_prices(slices["new"])[""], read_prices(slices["old"])[""]]).sort_values("date").reset_index(drop=True)
+    expected = (
+        pd.concat([read_prices(slices["new"])[""], read_prices(slices["old"])[""]])
+        .sort_values("date")
+        .reset_index(drop=True)
+    )
     pd.testing.assert_frame_equal(store, expected)  # the union: no row lost
 
     client = client_for(tmp_path)
@@ -424,20 +501,24 @@ def test_13_two_trainings_at_once_lose_no_row_and_register_one_version_each(
         assert f"Registered model {MODEL} version {sources[str(slices[name])]} " in cli.output
 
 
-def test_13_an_experiment_created_meanwhile_by_another_process_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_experiment_created_meanwhile_by_another_process_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     paths = Paths(root=tmp_path)
-    tracking.connect(TrackingConfig(), paths)
+    connect.connect(TrackingConfig(), paths)
     other = mlflow.create_experiment("pricecast-RACE")  # "another process", just after our look-up found nothing
     real_lookup, lookups = mlflow.get_experiment_by_name, iter([None])
     monkeypatch.setattr(mlflow, "get_experiment_by_name", lambda name: next(lookups, None) or real_lookup(name))
-    assert tracking.ensure_experiment("pricecast-RACE", paths) == other
+    assert runs.ensure_experiment("pricecast-RACE", paths) == other
 
 
-def test_11_write_atomic_on_a_full_disk_names_the_file_and_keeps_the_old_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_atomic_on_a_full_disk_names_the_file_and_keeps_the_old_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "TATA.csv"
     target.write_bytes(b"old\n")
     full_disk_under(tmp_path, monkeypatch)
     with pytest.raises(DiskFullError, match=f"^No space left on device while writing {target}$") as raised:
-        tasks.ingest.write_atomic(target, b"new\n")
+        pricecast.prices.store.write_atomic(target, b"new\n")
     assert raised.value.errno == errno.ENOSPC and isinstance(raised.value, OSError)
     assert target.read_bytes() == b"old\n" and [p.name for p in tmp_path.iterdir()] == ["TATA.csv"]

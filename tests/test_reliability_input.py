@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tasks.config import Config, DataConfig, SplitConfig, TrainingConfig, WindowConfig
-from tasks.errors import DataError
-from tasks.ingest import PriceFile, check_jumps, load_default, read_prices
-from tasks.split import split_by_file, split_last_days
+from pricecast.config import Config, DataConfig, SplitConfig, TrainingConfig, WindowConfig
+from pricecast.errors import DataError
+from pricecast.prices.parse import PriceFile, read_prices
+from pricecast.prices.sources import check_jumps, load_default
+from pricecast.stages.split import split_by_file, split_last_days
 from tests.conftest import write
 
 pytestmark = pytest.mark.reliability
@@ -44,9 +45,21 @@ def frame(days: int, start: str = "2020-01-01") -> pd.DataFrame:
     [
         ("empty.csv", b"", "empty.csv is empty"),
         ("header.csv", "Date,Open,High,Low,Close", "header.csv has a header but no rows"),
-        ("cut.csv", GOOD + "2018-10-04,10.8,11.2,10", "cut.csv line 5 has 4 fields where the header has 6 (is the file cut short?): '2018-10-04,10.8,11.2,10'"),
-        ("garbage.csv", b"PK\x03\x04\x14\x00\x00\x08" + bytes(range(256)), "garbage.csv is not a CSV text file: byte 5 is 0x00"),
-        ("semi.csv", GOOD.replace(",", ";"), "semi.csv seems to use ';' between fields, not ',': its header line 1 is 'Date;Open;High;Low;Close;Volume'"),
+        (
+            "cut.csv",
+            GOOD + "2018-10-04,10.8,11.2,10",
+            "cut.csv line 5 has 4 fields where the header has 6 (is the file cut short?): '2018-10-04,10.8,11.2,10'",
+        ),
+        (
+            "garbage.csv",
+            b"PK\x03\x04\x14\x00\x00\x08" + bytes(range(256)),
+            "garbage.csv is not a CSV text file: byte 5 is 0x00",
+        ),
+        (
+            "semi.csv",
+            GOOD.replace(",", ";"),
+            "semi.csv seems to use ';' between fields, not ',': its header line 1 is 'Date;Open;High;Low;Close;Volume'",
+        ),
     ],
 )
 def test_unreadable_files(tmp_path: Path, name: str, text: str | bytes, message: str) -> None:
@@ -55,28 +68,48 @@ def test_unreadable_files(tmp_path: Path, name: str, text: str | bytes, message:
 
 # Case 2: a missing column; an unknown name gets the closest known one.
 def test_missing_and_misspelt_columns(tmp_path: Path) -> None:
-    assert refused(tmp_path, "m.csv", "Date,Open,High,Low\n2018-10-01,1,1,1") == "m.csv has no column 'close' (its columns: Date, Open, High, Low)"
+    assert (
+        refused(tmp_path, "m.csv", "Date,Open,High,Low\n2018-10-01,1,1,1")
+        == "m.csv has no column 'close' (its columns: Date, Open, High, Low)"
+    )
     message = refused(tmp_path, "o.csv", GOOD.replace("Open", "Opn"))
-    assert message == "o.csv has no column 'open' (its columns: Date, Opn, High, Low, Close, Volume); 'Opn' is not a known column: did you mean 'Open'?"
+    assert (
+        message == "o.csv has no column 'open' (its columns: Date, Opn, High, Low, Close, Volume); "
+        "'Opn' is not a known column: did you mean 'Open'?"
+    )
 
 
 # Case 3: dates.
 def test_unparseable_and_empty_dates(tmp_path: Path) -> None:
-    assert "Date '2018-13-01' in d.csv line 3, column 'Date', is not a date" in refused(tmp_path, "d.csv", GOOD.replace("2018-10-02", "2018-13-01"))
-    assert "Date an empty cell in e.csv line 4, column 'Date'" in refused(tmp_path, "e.csv", GOOD.replace("2018-10-03", ""))
+    assert "Date '2018-13-01' in d.csv line 3, column 'Date', is not a date" in refused(
+        tmp_path, "d.csv", GOOD.replace("2018-10-02", "2018-13-01")
+    )
+    assert "Date an empty cell in e.csv line 4, column 'Date'" in refused(
+        tmp_path, "e.csv", GOOD.replace("2018-10-03", "")
+    )
 
 
 def test_mixed_date_formats_name_the_first_line_that_differs(tmp_path: Path) -> None:
     message = refused(tmp_path, "mix.csv", GOOD.replace("2018-10-03", "10/3/2018"))
-    assert message == "mix.csv mixes date formats in column 'Date': line 2 has '2018-10-01' (YYYY-MM-DD), line 4 has '10/3/2018' (M/D/YYYY); use one format"
+    assert (
+        message == "mix.csv mixes date formats in column 'Date': line 2 has '2018-10-01' (YYYY-MM-DD), "
+        "line 4 has '10/3/2018' (M/D/YYYY); use one format"
+    )
 
 
 def test_repeated_dates_and_any_order(tmp_path: Path) -> None:
     lines = GOOD.strip().splitlines()
     same = write(tmp_path / "same.csv", "\n".join([lines[0], lines[3], lines[2], lines[1], lines[2]]))
-    assert read_prices(same)[""]["date"].dt.strftime("%m-%d").tolist() == ["10-01", "10-02", "10-03"]  # sorted, repeat dropped
+    assert read_prices(same)[""]["date"].dt.strftime("%m-%d").tolist() == [
+        "10-01",
+        "10-02",
+        "10-03",
+    ]  # sorted, repeat dropped
     message = refused(tmp_path, "two.csv", GOOD + "2018-10-02,10.1,10.6,9.9,10.5,200")
-    assert message.startswith("two.csv has two different rows for 2018-10-02: line 3 (open=10, ") and "line 5 (open=10.1" in message
+    assert (
+        message.startswith("two.csv has two different rows for 2018-10-02: line 3 (open=10, ")
+        and "line 5 (open=10.1" in message
+    )
 
 
 # Case 4: prices.
@@ -91,7 +124,12 @@ def test_repeated_dates_and_any_order(tmp_path: Path) -> None:
         ("10.5,11,10", "0,11,10", "Price '0' in p.csv line 4, column 'Open', is not positive"),
         ("10.5,11,10", "-10.5,11,10", "Price '-10.5' in p.csv line 4, column 'Open', is not positive"),
         ("10.6,9.9", "9.8,9.9", "Price '9.8' in p.csv line 3, column 'High', is below the low '9.9' (column 'Low')"),
-        ("10.5,11,10,10.8", "10.5,11,10,11.8", "Price '11.8' in p.csv line 4, column 'Close', is outside the day's range '10' .. '11' (columns 'Low', 'High')"),
+        (
+            "10.5,11,10,10.8",
+            "10.5,11,10,11.8",
+            "Price '11.8' in p.csv line 4, column 'Close', is outside the day's range '10' .. '11' (columns "
+            "'Low', 'High')",
+        ),
     ],
 )
 def test_bad_prices_name_line_column_and_value(tmp_path: Path, old: str, new: str, message: str) -> None:
@@ -102,10 +140,19 @@ def test_a_split_like_jump_warns_by_default_and_fails_when_asked(tmp_path: Path)
     path = write(tmp_path / "split.csv", GOOD + "2018-10-04,5.3,5.5,5.2,5.4,600")
     prices = PriceFile("T", read_prices(path)[""], str(path))
     [warning] = check_jumps(prices, DataConfig())
-    assert warning.startswith("split.csv: open moves from 10.5 on 2018-10-03 to 5.3 on 2018-10-04 (98%), more than max_jump 0.5: a stock split?")
+    assert warning.startswith(
+        "split.csv: open moves from 10.5 on 2018-10-03 to 5.3 on 2018-10-04 (98%), more than max_jump 0.5: a "
+        "stock split?"
+    )
     assert check_jumps(prices, DataConfig(max_jump=1.0)) == []
-    assert check_jumps(prices, DataConfig(target="close")) and check_jumps(prices, DataConfig(target="close", max_jump=1.0)) == []
-    with pytest.raises(DataError, match=r"^split.csv: open moves from 10.5 on 2018-10-03 to 5.3 on 2018-10-04 \(98%\), .* Adjust the prices"):
+    assert (
+        check_jumps(prices, DataConfig(target="close"))
+        and check_jumps(prices, DataConfig(target="close", max_jump=1.0)) == []
+    )
+    with pytest.raises(
+        DataError,
+        match=r"^split.csv: open moves from 10.5 on 2018-10-03 to 5.3 on 2018-10-04 \(98%\), .* Adjust the prices",
+    ):
         check_jumps(prices, DataConfig(on_jump="error"))
 
 
@@ -115,7 +162,7 @@ def test_the_embedded_default_has_no_jump_but_aapl_has_its_splits() -> None:
 
 
 def test_jump_flags_come_from_the_config() -> None:
-    from flows.cli import build_config, parser
+    from pricecast.cli import build_config, parser
 
     config = build_config(parser().parse_args(["train", "--max-jump", "0.3", "--on-jump", "error"]))
     assert (config.data.max_jump, config.data.on_jump) == (0.3, "error")
@@ -123,16 +170,25 @@ def test_jump_flags_come_from_the_config() -> None:
 
 # Case 5: too few rows for the lookback plus the test days: one message, whichever way the test days come.
 def test_too_few_rows_says_how_many_are_needed() -> None:
-    with pytest.raises(DataError, match=r"^f.csv has 70 rows, too few to train on: a lookback of 60 days \+ 1 day to predict \+ 16 test days need at least 77$"):
+    with pytest.raises(
+        DataError,
+        match=r"^f.csv has 70 rows, too few to train on: "
+        r"a lookback of 60 days \+ 1 day to predict \+ 16 test days need at least 77$",
+    ):
         split_last_days(frame(70), 16, "f.csv", lookback=60)
-    with pytest.raises(DataError, match=r"^f.csv has 60 rows, too few to train on: a lookback of 60 days \+ 1 day to predict need at least 61$"):
+    with pytest.raises(
+        DataError,
+        match=r"^f.csv has 60 rows, too few to train on: a lookback of 60 days \+ 1 day to predict need at least 61$",
+    ):
         split_by_file(frame(60), frame(5, start="2021-01-01"), "f.csv", "t.csv", lookback=60)
     assert len(split_last_days(frame(77), 16, "f.csv", lookback=60).train) == 61
 
 
 # Case 6: a test file overlapping the training days.
 def test_overlapping_test_file() -> None:
-    with pytest.raises(DataError, match="^Test file t.csv starts on 2020-01-10, not after the last training day 2020-01-14 of a.csv$"):
+    with pytest.raises(
+        DataError, match="^Test file t.csv starts on 2020-01-10, not after the last training day 2020-01-14 of a.csv$"
+    ):
         split_by_file(frame(10), frame(3, start="2020-01-10"), "a.csv", "t.csv")
 
 
@@ -180,7 +236,9 @@ def _text(text: str):  # noqa: ANN202
 
 
 @pytest.fixture(scope="module")
-def trained(shared_data: Path, prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, MlflowClient, bytes]:
+def trained(
+    shared_data: Path, prefect_harness: None, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Config, MlflowClient, bytes]:
     """One real run (a split inside the slice: by default it warns and trains): a store file, one version."""
     from flows.train import train
 
@@ -200,21 +258,40 @@ def trained(shared_data: Path, prefect_harness: None, tmp_path_factory: pytest.T
 
 BAD_FILES = {
     "empty": (_text(""), {}, "tata.csv is empty"),
-    "semicolons": (lambda lines: [line.replace(",", ";") for line in lines], {}, "tata.csv seems to use ';' between fields, not ','"),
-    "cut short": (lambda lines: lines[:-1] + [lines[-1][:20]], {}, "tata.csv line 151 has 3 fields where the header has 8 (is the file cut short?)"),
+    "semicolons": (
+        lambda lines: [line.replace(",", ";") for line in lines],
+        {},
+        "tata.csv seems to use ';' between fields, not ','",
+    ),
+    "cut short": (
+        lambda lines: lines[:-1] + [lines[-1][:20]],
+        {},
+        "tata.csv line 151 has 3 fields where the header has 8 (is the file cut short?)",
+    ),
     "misspelt column": (lambda lines: [lines[0].replace("Open", "Opn")] + lines[1:], {}, "did you mean 'Open'?"),
-    "mixed dates": (_cell(12, 0, "9/12/2018"), {}, "line 2 has '2018-09-28' (YYYY-MM-DD), line 12 has '9/12/2018' (M/D/YYYY)"),
+    "mixed dates": (
+        _cell(12, 0, "9/12/2018"),
+        {},
+        "line 2 has '2018-09-28' (YYYY-MM-DD), line 12 has '9/12/2018' (M/D/YYYY)",
+    ),
     "NaN price": (_cell(30, 1, "NaN"), {}, "Value 'NaN' in tata.csv line 30, column 'Open', is not a number"),
     "high below low": (_cell(40, 2, "1"), {}, "Price '1' in tata.csv line 40, column 'High', is below the low"),
     "split refused": (_halve, {"data": {"on_jump": "error"}}, "tata.csv: open moves from"),
-    "too few rows": (lambda lines: lines[:60], {}, "tata.csv has 59 rows, too few to train on: a lookback of 60 days + 1 day to predict + 16 test days need at least 77"),
+    "too few rows": (
+        lambda lines: lines[:60],
+        {},
+        "tata.csv has 59 rows, too few to train on: a lookback of 60 days + 1 day to predict + 16 test days need "
+        "at least 77",
+    ),
     "test file overlaps": (lambda lines: lines, {"split": "self"}, "not after the last training day"),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(BAD_FILES))
-def test_a_bad_file_changes_neither_the_store_nor_the_registry(case: str, trained: tuple[Config, MlflowClient, bytes], shared_data: Path, tmp_path: Path) -> None:
+def test_a_bad_file_changes_neither_the_store_nor_the_registry(
+    case: str, trained: tuple[Config, MlflowClient, bytes], shared_data: Path, tmp_path: Path
+) -> None:
     from flows.train import train
 
     edit, overrides, message = BAD_FILES[case]
@@ -232,12 +309,17 @@ def test_a_bad_file_changes_neither_the_store_nor_the_registry(case: str, traine
 
 
 @pytest.mark.slow
-def test_the_command_line_prints_one_line_and_exits_2(trained: tuple[Config, MlflowClient, bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from flows.cli import main
+def test_the_command_line_prints_one_line_and_exits_2(
+    trained: tuple[Config, MlflowClient, bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pricecast.cli import main
 
     config, _, store = trained
     bad = write(tmp_path / "bad.csv", GOOD.replace("Open", "Opn"))
     assert main(["train", "--data", str(bad), "--ticker", "TATA", "--home", str(config.paths().root)]) == 2
     said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("pricecast:")]
-    assert said == ["pricecast: bad.csv has no column 'open' (its columns: Date, Opn, High, Low, Close, Volume); 'Opn' is not a known column: did you mean 'Open'?"]
+    assert said == [
+        "pricecast: bad.csv has no column 'open' (its columns: Date, Opn, High, Low, Close, Volume); 'Opn' is not "
+        "a known column: did you mean 'Open'?"
+    ]
     assert config.paths().store_file("TATA").read_bytes() == store

@@ -10,8 +10,8 @@ import pytest
 from mlflow import MlflowClient
 
 from flows.retrain import retrain
-from tasks import tracking
-from tasks.config import Config, PromotionConfig, TrainingConfig, WindowConfig
+from pricecast.cli.commands import status_lines
+from pricecast.config import Config, PromotionConfig, TrainingConfig, WindowConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
@@ -97,16 +97,23 @@ def test_retrain_lifecycle(tata: pd.DataFrame, tmp_path: Path) -> None:
     assert challenger_run.data.metrics["champion_mae"] == pytest.approx(better.champion["mae"])
     old = client.get_model_version("pricecast-TATA", "2")
     assert f"replaced as champion by version {better.challenger_version}" in old.description
-    assert f"version {better.challenger_version} promoted" in client.get_run(old.run_id).data.tags["promotion.last_challenge"]
+    assert (
+        f"version {better.challenger_version} promoted"
+        in client.get_run(old.run_id).data.tags["promotion.last_challenge"]
+    )
     assert "promoted" in challenger.description
     worse_version = client.get_model_version("pricecast-TATA", worse.challenger_version)
-    assert "kept" in worse_version.description and client.get_run(worse_version.run_id).data.tags["promotion.decision"] == "kept"
+    assert (
+        "kept" in worse_version.description
+        and client.get_run(worse_version.run_id).data.tags["promotion.decision"] == "kept"
+    )
 
     # `pricecast status` reads it all back.
-    row = tracking.status("TATA")
-    assert row["champion"] == f"v{better.challenger_version}" and row["mae"] == f"{better.challenger['mae']:.4g}"
-    assert row["naive_mae"] == f"{better.challenger['naive_mae']:.4g}" and row["trained_on"].endswith(tata["Date"].iloc[-11])
-    assert "promoted" in row["last_decision"] and better.reason in row["last_decision"]
+    champion, last = status_lines("TATA")
+    assert champion.startswith(f"TATA: champion v{better.challenger_version} (MAE {better.challenger['mae']:.4g} ")
+    assert f"vs naive {better.challenger['naive_mae']:.4g}; trained on " in champion
+    assert champion.endswith(f"{tata['Date'].iloc[-11]})")
+    assert "promoted" in last and better.reason in last
 
 
 def test_a_rejected_file_is_reported_and_other_tickers_go_on(tata: pd.DataFrame, tmp_path: Path) -> None:
@@ -115,7 +122,9 @@ def test_a_rejected_file_is_reported_and_other_tickers_go_on(tata: pd.DataFrame,
     [decision] = retrain(config(tmp_path, epochs=0), tickers=["tata"])
     assert decision.ticker == "TATA" and decision.action == "promoted"
     rejected = tmp_path / "data" / "incoming" / "rejected"
-    assert (rejected / "TATA_bad.csv").exists() and "conflicts with the store" in (rejected / "TATA_bad.csv.error.txt").read_text()
+    assert (rejected / "TATA_bad.csv").exists() and "conflicts with the store" in (
+        rejected / "TATA_bad.csv.error.txt"
+    ).read_text()
     assert len(pd.read_csv(tmp_path / "data" / "prices" / "TATA.csv")) == 100
 
 

@@ -7,11 +7,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.config import Config
-from tasks.ingest import pick_ticker, read_prices
-from tasks.scale import fit_scaler, transform
-from tasks.split import split_by_file
-from tasks.window import holdout_windows, make_windows
+from pricecast.config import Config
+from pricecast.prices.parse import read_prices
+from pricecast.prices.sources import pick_ticker
+from pricecast.stages.scale import fit_scaler, transform
+from pricecast.stages.split import split_by_file
+from pricecast.stages.window import holdout_windows, make_windows
 
 
 def variant(source: Path, folder: Path, shuffle: bool, us_dates: bool) -> Path:
@@ -26,7 +27,9 @@ def variant(source: Path, folder: Path, shuffle: bool, us_dates: bool) -> Path:
 
 
 @pytest.mark.parametrize("shuffle,us_dates", [(False, False), (True, False), (False, True), (True, True)])
-def test_seed_configuration_gives_16_test_days(shared_data: Path, tmp_path: Path, shuffle: bool, us_dates: bool) -> None:
+def test_seed_configuration_gives_16_test_days(
+    shared_data: Path, tmp_path: Path, shuffle: bool, us_dates: bool
+) -> None:
     config = Config()
     train_path = variant(shared_data / "NSETATAGLOBAL.csv", tmp_path, shuffle, us_dates)
     test_path = variant(shared_data / "tatatest.csv", tmp_path, shuffle, us_dates)
@@ -38,7 +41,11 @@ def test_seed_configuration_gives_16_test_days(shared_data: Path, tmp_path: Path
     assert parts.test["date"].iloc[-1] == pd.Timestamp("2018-10-24") and parts.test["date"].is_monotonic_increasing
     scaler = fit_scaler(parts.train["open"].to_numpy(), config.scaling)
     x_train, _ = make_windows(transform(scaler, parts.train["open"].to_numpy()), config.window.lookback)
-    x_test, y_test = holdout_windows(transform(scaler, parts.train["open"].to_numpy()), transform(scaler, parts.test["open"].to_numpy()), config.window.lookback)
+    x_test, y_test = holdout_windows(
+        transform(scaler, parts.train["open"].to_numpy()),
+        transform(scaler, parts.test["open"].to_numpy()),
+        config.window.lookback,
+    )
     assert x_train.shape == (1975, 60, 1)  # the seed's range(60, 2035)
     assert x_test.shape == (16, 60, 1)
     # The first test window is the last 60 training days by date: it ends on 2018-09-28's open, 234.05.

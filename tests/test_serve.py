@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.slow
-PRICECAST = [sys.executable, "-m", "flows.cli"]
+PRICECAST = [sys.executable, "-m", "pricecast.cli"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -28,7 +28,10 @@ def free_port() -> int:
 
 def api(port: int, path: str, body: dict | None = None) -> object:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/api{path}", data=json.dumps(body or {}).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        f"http://127.0.0.1:{port}/api{path}",
+        data=json.dumps(body or {}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
@@ -44,7 +47,9 @@ def served(tmp_path: Path, shared_data: Path):
     incoming.mkdir(parents=True)
     pd.read_csv(shared_data / "NSETATAGLOBAL.csv").head(120).to_csv(incoming / "TATA.csv", index=False)
     log = open(tmp_path / "serve.log", "w")
-    process = subprocess.Popen([*PRICECAST, "serve", "--prefect-port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [*PRICECAST, "serve", "--prefect-port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -73,7 +78,9 @@ def test_serve_schedules_limits_and_manual_trigger(served: tuple[int, dict, Path
     assert set(by_flow) == {"train", "retrain", "forecast"}
     assert all(d["name"] == "pricecast" for d in by_flow.values())
     schedules = by_flow["retrain"]["schedules"]
-    assert [(s["schedule"]["cron"], s["schedule"]["timezone"], s["active"]) for s in schedules] == [("30 17 * * 1-5", "America/New_York", True)]
+    assert [(s["schedule"]["cron"], s["schedule"]["timezone"], s["active"]) for s in schedules] == [
+        ("30 17 * * 1-5", "America/New_York", True)
+    ]
     assert by_flow["train"]["schedules"] == [] and by_flow["forecast"]["schedules"] == []
     for deployment in by_flow.values():
         limit = deployment.get("global_concurrency_limit") or {}
@@ -86,7 +93,11 @@ def test_serve_schedules_limits_and_manual_trigger(served: tuple[int, dict, Path
     # A manual trigger from another process, waiting for the run to finish.
     out = subprocess.run(
         [*PRICECAST, "trigger", "retrain", "--ticker", "TATA", "--wait", "--prefect-port", str(port)],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:] + (tmp_path / "serve.log").read_text()[-3000:]
     assert "of retrain: Completed" in out.stdout
@@ -98,8 +109,25 @@ def test_serve_schedules_limits_and_manual_trigger(served: tuple[int, dict, Path
     # A backfill through the served forecast deployment.
     days = pd.read_csv(tmp_path / "home" / "data" / "prices" / "TATA.csv")["date"].iloc[-6:-1].tolist()
     out = subprocess.run(
-        [*PRICECAST, "trigger", "forecast", "--ticker", "TATA", "--start", days[0], "--end", days[-1], "--wait", "--prefect-port", str(port)],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            *PRICECAST,
+            "trigger",
+            "forecast",
+            "--ticker",
+            "TATA",
+            "--start",
+            days[0],
+            "--end",
+            days[-1],
+            "--wait",
+            "--prefect-port",
+            str(port),
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0 and "of forecast: Completed" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
     backfill = pd.read_csv(forecasts).iloc[1:]
@@ -119,7 +147,13 @@ def test_ui_serves_the_store(tmp_path: Path, shared_data: Path) -> None:
     client.log_metric(run.info.run_id, "mae", 4.5)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
-    ui = subprocess.Popen([*PRICECAST, "ui", "--home", str(home), "--ui-port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ui = subprocess.Popen(
+        [*PRICECAST, "ui", "--home", str(home), "--ui-port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:

@@ -14,9 +14,9 @@ import pytest
 from mlflow import MlflowClient
 
 from flows.train import train
-from tasks.config import Config, DataConfig, SplitConfig, TrainingConfig, WindowConfig
-from tasks import tracking
-from tasks.tracking import RunRecord
+from pricecast.config import Config, DataConfig, SplitConfig, TrainingConfig, WindowConfig
+from pricecast.tracking import registry
+from pricecast.tracking.runs import RunRecord
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
@@ -120,20 +120,43 @@ print(json.dumps(pd.concat(forecasts).to_dict("list")))
 """
 
 
-def test_registered_version_loads_in_a_new_process_and_forecasts_the_test_days(first_run: tuple[Config, RunRecord]) -> None:
+def test_registered_version_loads_in_a_new_process_and_forecasts_the_test_days(
+    first_run: tuple[Config, RunRecord],
+) -> None:
     config, record = first_run
     client = client_for(config)
     version = client.get_model_version(record.model_name, record.version)
-    assert version.run_id == record.run_id and version.tags["data_digest"] == client.get_run(record.run_id).data.tags["data_digest"]
+    assert (
+        version.run_id == record.run_id
+        and version.tags["data_digest"] == client.get_run(record.run_id).data.tags["data_digest"]
+    )
     assert "MAE" in version.description and "naive" in version.description
-    requirements = Path(mlflow.pyfunc.get_model_dependencies(f"models:/{record.model_name}/{record.version}")).read_text().split()
-    assert sorted(r.split("==")[0] for r in requirements if "==" in r) == sorted(tracking.MODEL_REQUIREMENTS)
-    forecaster = tracking.forecaster_of(tracking.load_forecaster(record.model_name, record.version))
+    requirements = (
+        Path(mlflow.pyfunc.get_model_dependencies(f"models:/{record.model_name}/{record.version}")).read_text().split()
+    )
+    assert sorted(r.split("==")[0] for r in requirements if "==" in r) == sorted(registry.MODEL_REQUIREMENTS)
+    forecaster = registry.forecaster_of(registry.load_forecaster(record.model_name, record.version))
     assert (forecaster.lookback, forecaster.target) == (60, "open")
-    env = {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env = {
+        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+        "PATH": "/usr/bin:/bin",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
     out = subprocess.run(
-        [sys.executable, "-I", "-c", LOAD_AND_FORECAST, f"models:/{record.model_name}/{record.version}", str(config.paths().store_file("TATA"))],
-        capture_output=True, text=True, env=env, cwd=config.paths().root, timeout=300,
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            LOAD_AND_FORECAST,
+            f"models:/{record.model_name}/{record.version}",
+            str(config.paths().store_file("TATA")),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=config.paths().root,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     forecasts = json.loads(out.stdout.strip().splitlines()[-1])
@@ -151,13 +174,17 @@ def test_prefect_artifact_has_the_table_and_the_run_link(first_run: tuple[Config
     flow_run_id = client_for(config).get_run(record.run_id).data.tags["prefect.flow_run_id"]
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["train-tata"]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["train-tata"]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+            )
         )
     assert len(artifacts) == 1, "no Prefect artifact 'train-tata' for this flow run"
     assert "naive" in artifacts[0].data and record.run_id in artifacts[0].data and "| MAE |" in artifacts[0].data
 
 
-def test_same_seed_same_metrics_other_seed_other_metrics(first_run: tuple[Config, RunRecord], slice_files: tuple[Path, Path], tmp_path: Path) -> None:
+def test_same_seed_same_metrics_other_seed_other_metrics(
+    first_run: tuple[Config, RunRecord], slice_files: tuple[Path, Path], tmp_path: Path
+) -> None:
     config, record = first_run
     again = train(tiny_config(tmp_path / "again", slice_files))
     assert again.metrics == record.metrics
@@ -165,13 +192,15 @@ def test_same_seed_same_metrics_other_seed_other_metrics(first_run: tuple[Config
     assert other.metrics["mae"] != record.metrics["mae"]
 
 
-def test_a_failing_flow_ends_its_run_failed_and_registers_nothing(slice_files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tasks.plot
+def test_a_failing_flow_ends_its_run_failed_and_registers_nothing(
+    slice_files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pricecast.stages.plot
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("plotting broke (injected)")
 
-    monkeypatch.setattr(tasks.plot, "forecast_figure", broken)
+    monkeypatch.setattr(pricecast.stages.plot, "predictions_figure", broken)
     config = tiny_config(tmp_path, slice_files)
     with pytest.raises(RuntimeError, match="injected"):
         train(config)
@@ -183,7 +212,7 @@ def test_a_failing_flow_ends_its_run_failed_and_registers_nothing(slice_files: t
 
 
 def test_bad_data_stops_before_any_run_and_writes_nothing(tmp_path: Path, slice_files: tuple[Path, Path]) -> None:
-    from tasks.errors import DataError
+    from pricecast.errors import DataError
 
     bad = tmp_path / "bad.csv"
     bad.write_text("Date,Open,High,Low,Close\n2018-10-01,1,1,1,1\n2018-10-02,x,1,1,1\n")
@@ -192,14 +221,21 @@ def test_bad_data_stops_before_any_run_and_writes_nothing(tmp_path: Path, slice_
     # Valid files that do not fit together: a test file inside the training period, too few rows.
     with pytest.raises(DataError, match="tata.csv starts on 2018-02-21, not after the last training day"):
         train(Config(home=tmp_path, data=DataConfig(path=slice_files[0]), split=SplitConfig(test_path=slice_files[0])))
-    with pytest.raises(DataError, match=r"tata.csv has 150 rows, too few to train on: a lookback of 200 days \+ 1 day to predict \+ 16 test days need at least 217"):
+    with pytest.raises(
+        DataError,
+        match=r"tata.csv has 150 rows, too few to train on: "
+        r"a lookback of 200 days \+ 1 day to predict \+ 16 test days need at least 217",
+    ):
         train(Config(home=tmp_path, data=DataConfig(path=slice_files[0]), window=WindowConfig(lookback=200)))
     assert not (tmp_path / "data" / "prices").exists() or not list((tmp_path / "data" / "prices").glob("*.csv"))
-    assert not (tmp_path / "mlruns" / "mlflow.db").exists() or client_for(Config(home=tmp_path)).search_registered_models() == []
+    assert (
+        not (tmp_path / "mlruns" / "mlflow.db").exists()
+        or client_for(Config(home=tmp_path)).search_registered_models() == []
+    )
 
 
 def test_the_command_line_names_bad_input_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from flows.cli import main
+    from pricecast.cli import main
 
     bad = tmp_path / "prices.csv"
     bad.write_text("Date,Open,High,Low,Close\n2018-10-01,1,1,1,1\n2018-13-01,1,1,1,1\n")

@@ -1,7 +1,7 @@
 """The one config object: a pydantic model with one group per pipeline stage.
 
 It is the flows' parameter, so Prefect validates it and shows it in its UI. The CLI and an
-optional YAML file fill it (`flows.cli`); each task receives only its own group.
+optional YAML file fill it (`pricecast.cli`); each task receives only its own group.
 """
 
 from __future__ import annotations
@@ -16,6 +16,26 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 #: The repository root (the package is installed in editable mode by the Makefile).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
+#: Prefect, MLflow and TensorFlow must not phone home or chatter: these machines are offline.
+OFFLINE_ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+}
+
+
+def go_offline(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Set the offline variables in `env` (default: this process's environment) unless already set; returns it.
+
+    The CLI, the tests, the benchmarks and every server the project starts call this one function.
+    """
+    env = os.environ if env is None else env
+    for key, value in OFFLINE_ENV.items():
+        env.setdefault(key, value)
+    return env
+
+
 Column = Literal["open", "high", "low", "close"]
 
 
@@ -26,8 +46,12 @@ class _Group(BaseModel):
 class DataConfig(_Group):
     """Where prices come from."""
 
-    path: Path | None = Field(None, description="Price file to train on; empty = the embedded default (bokeh_sampledata stocks).")
-    ticker: str | None = Field(None, description="Ticker: picks one from a multi-ticker file; names the store file and the experiment.")
+    path: Path | None = Field(
+        None, description="Price file to train on; empty = the embedded default (bokeh_sampledata stocks)."
+    )
+    ticker: str | None = Field(
+        None, description="Ticker: picks one from a multi-ticker file; names the store file and the experiment."
+    )
     target: Column = Field("open", description="Price column to forecast.")
     max_jump: float = Field(
         0.5,
@@ -35,18 +59,24 @@ class DataConfig(_Group):
         description="Largest expected one-day move of the target, relative to the lower of the two prices "
         "(a 2:1 stock split is 1.0, a rise from 100 to 150 is 0.5); bigger moves are reported as on_jump says.",
     )
-    on_jump: Literal["warn", "error"] = Field("warn", description="A move above max_jump: 'warn' logs it and trains on, 'error' refuses the file.")
+    on_jump: Literal["warn", "error"] = Field(
+        "warn", description="A move above max_jump: 'warn' logs it and trains on, 'error' refuses the file."
+    )
 
     @field_validator("ticker")
     @classmethod
-    def _upper(cls, v: str | None) -> str | None:
+    def _one_ticker(cls, v: str | None) -> str | None:
+        if v and "," in v:
+            raise ValueError(f"ticker {v!r} is one ticker, not a list: commands that take several have --tickers {v}")
         return v.strip().upper() if v else v
 
 
 class SplitConfig(_Group):
     """How the test days are chosen: a separate file (the seed's way) or the last N trading days."""
 
-    test_path: Path | None = Field(None, description="Separate test file; when empty the last test_days of the data are held out.")
+    test_path: Path | None = Field(
+        None, description="Separate test file; when empty the last test_days of the data are held out."
+    )
     test_days: int = Field(16, ge=1, description="Trading days held out for testing when there is no test file.")
 
 
@@ -83,37 +113,65 @@ class TrainingConfig(_Group):
 class TrackingConfig(_Group):
     """MLflow: where runs and models go."""
 
-    tracking_uri: str | None = Field(None, description="Empty: SQLite in <home>/mlruns/mlflow.db. The CLI takes MLFLOW_TRACKING_URI when it is set.")
+    tracking_uri: str | None = Field(
+        None, description="Empty: SQLite in <home>/mlruns/mlflow.db. The CLI takes MLFLOW_TRACKING_URI when it is set."
+    )
     experiment_prefix: str = Field("pricecast", description="Experiments are named '<prefix>-<TICKER>'.")
     ui_port: int = Field(5000, ge=1, le=65535, description="Port of the MLflow UI, used in run links.")
-    timeout_seconds: float = Field(10.0, gt=0, description="Seconds to wait for an http(s) tracking server: its health check at start and each request.")
-    http_retries: int = Field(2, ge=0, le=10, description="Retries of a failed request to an http(s) tracking server (MLflow's default, 7, takes minutes).")
+    timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds to wait for an http(s) tracking server: its health check at start and each request.",
+    )
+    http_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Retries of a failed request to an http(s) tracking server (MLflow's default, 7, takes minutes).",
+    )
 
 
 class PromotionConfig(_Group):
     """Champion/challenger: when a retrained model takes the 'champion' alias."""
 
-    holdout_days: int = Field(16, ge=1, description="Latest trading days on which champion and challenger are compared.")
-    margin: float = Field(0.0, ge=0.0, description="Relative MAE improvement the challenger needs over the champion (0.02 = 2%).")
-    naive_gate: bool = Field(True, description="A challenger must beat the naive forecast (tomorrow = today) to be promoted.")
+    holdout_days: int = Field(
+        16, ge=1, description="Latest trading days on which champion and challenger are compared."
+    )
+    margin: float = Field(
+        0.0, ge=0.0, description="Relative MAE improvement the challenger needs over the champion (0.02 = 2%)."
+    )
+    naive_gate: bool = Field(
+        True, description="A challenger must beat the naive forecast (tomorrow = today) to be promoted."
+    )
 
 
 class ForecastConfig(_Group):
     """Forecasts from each ticker's champion: the forecast flow and the served model."""
 
     horizon: int = Field(1, ge=1, le=260, description="Trading days to forecast, one step at a time.")
-    after_retrain: bool = Field(True, description="The retrain flow forecasts each ticker with a champion when it is done.")
+    after_retrain: bool = Field(
+        True, description="The retrain flow forecasts each ticker with a champion when it is done."
+    )
     plot_days: int = Field(90, ge=1, description="Days of history drawn before the forecast in its plot.")
-    model_port: int = Field(5001, ge=1, le=65535, description="Port of `pricecast serve-model` (MLflow's model server).")
+    model_port: int = Field(
+        5001, ge=1, le=65535, description="Port of `pricecast serve-model` (MLflow's model server)."
+    )
 
 
 class ScheduleConfig(_Group):
     """When `pricecast serve` runs the retrain deployment."""
 
-    cron: str = Field("30 17 * * 1-5", description="Retrain schedule: by default each weekday after the US market close.")
+    cron: str = Field(
+        "30 17 * * 1-5", description="Retrain schedule: by default each weekday after the US market close."
+    )
     timezone: str = "America/New_York"
     pause_on_shutdown: bool = Field(False, description="Pause the schedules when `pricecast serve` stops.")
-    prefect_port: int = Field(4200, ge=1, le=65535, description="Port of the Prefect server `pricecast serve` starts when PREFECT_API_URL is not set.")
+    prefect_port: int = Field(
+        4200,
+        ge=1,
+        le=65535,
+        description="Port of the Prefect server `pricecast serve` starts when PREFECT_API_URL is not set.",
+    )
 
 
 class Config(BaseModel):
@@ -121,7 +179,9 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    home: Path | None = Field(None, description="Folder holding data/ and mlruns/; empty = PRICECAST_HOME, else the project root.")
+    home: Path | None = Field(
+        None, description="Folder holding data/ and mlruns/; empty = PRICECAST_HOME, else the project root."
+    )
     data: DataConfig = DataConfig()
     split: SplitConfig = SplitConfig()
     scaling: ScalingConfig = ScalingConfig()

@@ -8,10 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
-from tasks.config import ModelConfig, TrainingConfig
+from pricecast.config import ModelConfig, TrainingConfig
 
 if TYPE_CHECKING:  # TensorFlow is imported only when a model is built: it takes seconds.
     import keras
@@ -37,7 +35,11 @@ def build_model(config: ModelConfig, lookback: int, learning_rate: float) -> ker
 
 
 def fit_model(
-    x: np.ndarray, y: np.ndarray, model_config: ModelConfig, config: TrainingConfig, on_epoch: Callable[[int, dict[str, float]], None] | None = None
+    x: np.ndarray,
+    y: np.ndarray,
+    model_config: ModelConfig,
+    config: TrainingConfig,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> Fitted:
     """Build and train a model; the same seed gives the same weights.
 
@@ -80,9 +82,3 @@ def progress(epochs: int, log: Callable[[str], None]) -> Callable[[int, dict[str
             log(f"epoch {done}/{epochs}: " + ", ".join(f"{key} {value:.4g}" for key, value in losses.items()))
 
     return on_epoch
-
-
-@task(name="train", cache_policy=NO_CACHE)
-def train(x: np.ndarray, y: np.ndarray, model_config: ModelConfig, config: TrainingConfig) -> Fitted:
-    """Fit, logging progress to the flow run's log."""
-    return fit_model(x, y, model_config, config, progress(config.epochs, get_run_logger().info))

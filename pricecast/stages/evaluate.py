@@ -7,13 +7,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from tasks.scale import Scaled, inverse
-from tasks.split import Split
-from tasks.train import predict
-from tasks.window import Windows
+from pricecast.stages.model import predict
+from pricecast.stages.prepare import Prepared
+from pricecast.stages.scale import inverse
 
 if TYPE_CHECKING:
     import keras
@@ -44,6 +41,11 @@ def error_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]
     }
 
 
+def skill(mae: float, reference_mae: float) -> float:
+    """1 - MAE / the reference forecast's MAE: above 0 beats the reference; NaN when the reference is perfect."""
+    return 1 - mae / reference_mae if reference_mae else float("nan")
+
+
 def naive_forecast(last_known: float, actual: np.ndarray) -> np.ndarray:
     """Tomorrow = today: each day's forecast is the previous day's actual value."""
     return np.concatenate([[last_known], np.asarray(actual, dtype="float64")[:-1]])
@@ -61,13 +63,15 @@ def compare(dates: pd.Series, actual: np.ndarray, predicted: np.ndarray, last_kn
     model_metrics = error_metrics(actual, predicted)
     naive_metrics = error_metrics(actual, naive)
     metrics = {**model_metrics, **{f"naive_{k}": v for k, v in naive_metrics.items()}}
-    metrics["skill"] = 1 - model_metrics["mae"] / naive_metrics["mae"] if naive_metrics["mae"] else float("nan")
-    frame = pd.DataFrame({"date": pd.to_datetime(dates).to_numpy(), "actual": actual, "predicted": predicted, "naive": naive})
+    metrics["skill"] = skill(model_metrics["mae"], naive_metrics["mae"])
+    frame = pd.DataFrame(
+        {"date": pd.to_datetime(dates).to_numpy(), "actual": actual, "predicted": predicted, "naive": naive}
+    )
     return Evaluation(metrics, frame)
 
 
-@task(name="evaluate", cache_policy=NO_CACHE)
-def evaluate(model: keras.Model, windows: Windows, scaled: Scaled, split: Split, target: str) -> Evaluation:
+def evaluate_model(model: keras.Model, prepared: Prepared, target: str) -> Evaluation:
     """Predict the test days, back in price units, and score them beside the naive forecast."""
-    predicted = inverse(scaled.scaler, predict(model, windows.x_test))
+    split = prepared.split
+    predicted = inverse(prepared.scaled.scaler, predict(model, prepared.windows.x_test))
     return compare(split.test["date"], split.test[target].to_numpy(), predicted, float(split.train[target].iloc[-1]))

@@ -40,14 +40,20 @@ def history_values(history: pd.DataFrame, target: str, lookback: int) -> tuple[p
         raise bad_input(f"Expected a table with columns 'date' and '{target}', got {type(history).__name__}")
     missing = [c for c in ("date", target) if c not in history.columns]
     if missing:
-        raise bad_input(f"Missing column {', '.join(repr(c) for c in missing)} (got {', '.join(map(str, history.columns))})")
+        raise bad_input(
+            f"Missing column {', '.join(repr(c) for c in missing)} (got {', '.join(map(str, history.columns))})"
+        )
     if len(history) < lookback:
         raise bad_input(f"{len(history)} rows of history are too few: the model needs the last {lookback} days")
     text = history["date"].astype("string").str.strip()
-    dates = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").fillna(pd.to_datetime(text, format="%m/%d/%Y", errors="coerce"))
+    dates = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").fillna(
+        pd.to_datetime(text, format="%m/%d/%Y", errors="coerce")
+    )
     if dates.isna().any():
         row = int(np.argmax(dates.isna().to_numpy()))
-        raise bad_input(f"Row {row}: date {history['date'].iloc[row]!r} is not a date (expected YYYY-MM-DD or M/D/YYYY)")
+        raise bad_input(
+            f"Row {row}: date {history['date'].iloc[row]!r} is not a date (expected YYYY-MM-DD or M/D/YYYY)"
+        )
     if dates.duplicated().any():
         row = int(np.argmax(dates.duplicated().to_numpy()))
         raise bad_input(f"Row {row}: date {text.iloc[row]} appears twice")
@@ -65,7 +71,12 @@ def history_values(history: pd.DataFrame, target: str, lookback: int) -> tuple[p
 def model_input(frame: pd.DataFrame, target: str, lookback: int) -> pd.DataFrame:
     """A store frame's last `lookback` days as the model's input: ISO date text and the target price."""
     tail = frame.tail(lookback)
-    return pd.DataFrame({"date": pd.to_datetime(tail["date"]).dt.strftime("%Y-%m-%d").to_numpy(), target: tail[target].to_numpy(dtype="float64")})
+    return pd.DataFrame(
+        {
+            "date": pd.to_datetime(tail["date"]).dt.strftime("%Y-%m-%d").to_numpy(),
+            target: tail[target].to_numpy(dtype="float64"),
+        }
+    )
 
 
 def trading_days_after(day: pd.Timestamp, count: int) -> pd.DatetimeIndex:

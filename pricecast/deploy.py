@@ -8,7 +8,7 @@ import sys
 import time
 import urllib.request
 
-from tasks.config import Config, merged
+from pricecast.config import Config, go_offline, merged
 
 DEPLOYMENT = "pricecast"
 
@@ -22,13 +22,25 @@ def start_server(config: Config, timeout: float = 120) -> subprocess.Popen:
     """Start `prefect server start` on 127.0.0.1 and wait until its API answers."""
     url = api_url(config)
     server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(config.schedule.prefect_port)],
-        env={**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL": url},
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(config.schedule.prefect_port),
+        ],
+        env=go_offline({**os.environ, "PREFECT_UI_API_URL": url}),
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"prefect server exited with code {server.returncode} (is port {config.schedule.prefect_port} taken?)")
+            raise RuntimeError(
+                f"prefect server exited with code {server.returncode} (is port {config.schedule.prefect_port} taken?)"
+            )
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2):
                 return server
@@ -42,7 +54,7 @@ def deployments(config: Config) -> list:
     """`train/pricecast` and `forecast/pricecast` (manual), `retrain/pricecast` (cron), one run at a time each."""
     from prefect.schedules import Cron
 
-    from flows.forecast import forecast_all
+    from flows.forecast import forecast
     from flows.retrain import retrain
     from flows.train import train
 
@@ -50,17 +62,23 @@ def deployments(config: Config) -> list:
     parameters = {"config": config.model_copy(update={"home": config.paths().root}).model_dump(mode="json")}
     return [
         train.to_deployment(
-            name=DEPLOYMENT, parameters=parameters, concurrency_limit=1, description="Train one ticker's forecaster on demand."
+            name=DEPLOYMENT,
+            parameters=parameters,
+            concurrency_limit=1,
+            description="Train one ticker's forecaster on demand.",
         ),
         retrain.to_deployment(
             name=DEPLOYMENT,
             parameters=parameters,
             schedule=Cron(config.schedule.cron, timezone=config.schedule.timezone),
             concurrency_limit=1,
-            description="Merge data/incoming/, retrain every ticker with new prices, promote better challengers, forecast.",
+            description="Merge data/incoming/, retrain tickers with new prices, promote better challengers, forecast.",
         ),
-        forecast_all.to_deployment(
-            name=DEPLOYMENT, parameters=parameters, concurrency_limit=1, description="Forecast every ticker from its champion, or backfill a past range."
+        forecast.to_deployment(
+            name=DEPLOYMENT,
+            parameters=parameters,
+            concurrency_limit=1,
+            description="Forecast every ticker from its champion, or backfill a past range.",
         ),
     ]
 
@@ -74,7 +92,11 @@ def serve(config: Config) -> None:
     try:
         from prefect import serve as prefect_serve
 
-        print(f"Prefect UI: {api_url(config).removesuffix('/api')} (deployments train/{DEPLOYMENT}, retrain/{DEPLOYMENT}, forecast/{DEPLOYMENT})", flush=True)
+        print(
+            f"Prefect UI: {api_url(config).removesuffix('/api')} (deployments train/{DEPLOYMENT}, "
+            f"retrain/{DEPLOYMENT}, forecast/{DEPLOYMENT})",
+            flush=True,
+        )
         prefect_serve(*deployments(config), pause_on_shutdown=config.schedule.pause_on_shutdown)
     finally:
         if server is not None:

@@ -1,16 +1,15 @@
-"""Reading the formats people have, validating them, and merging into the store."""
+"""Reading the formats people have and validating them."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tasks import ingest
-from tasks.errors import DataError
-from tasks.ingest import load_default, merge, pick_ticker, read_prices, read_store, store_prices, to_csv_bytes
+from pricecast.errors import DataError
+from pricecast.prices.parse import read_prices
+from pricecast.prices.sources import load_default, pick_ticker
 from tests.conftest import write
 
 NSE = """
@@ -131,91 +130,9 @@ def test_embedded_default_is_real_goog_prices() -> None:
         load_default("XYZ")
 
 
-def _frame(tmp_path: Path, text: str) -> pd.DataFrame:
-    return read_prices(write(tmp_path / "f.csv", text))[""]
-
-
-def test_merge_appends_new_dates_and_ignores_identical_repeats(tmp_path: Path) -> None:
-    store = _frame(tmp_path, YAHOO)
-    lines = YAHOO.strip().splitlines()
-    new = _frame(tmp_path, "\n".join([lines[0], lines[-1], "2018-10-04,11,12,10,11.5,11,400"]))
-    merged = merge(store, new, "S.csv", "new.csv")
-    assert merged["date"].dt.strftime("%Y-%m-%d").tolist()[-2:] == ["2018-10-03", "2018-10-04"]
-    assert len(merged) == 4
-
-
-def test_merge_conflict_names_both_rows(tmp_path: Path) -> None:
-    store = _frame(tmp_path, YAHOO)
-    new = _frame(tmp_path, "Date,Open,High,Low,Close,Volume\n2018-10-02,10.1,10.6,9.9,10.5,200\n")
-    with pytest.raises(DataError, match=r"new.csv conflicts with the store for 2018-10-02: store S.csv has \(open=10, .*\), new.csv has \(open=10.1"):
-        merge(store, new, "S.csv", "new.csv")
-
-
-def stored(tmp_path: Path) -> Path:
-    """A store file holding the YAHOO rows as ticker T."""
-    store_file = tmp_path / "prices" / "T.csv"
-    path = write(tmp_path / "t.csv", YAHOO)
-    store_prices(store_file, pick_ticker(read_prices(path), path, "T"))
-    return store_file
-
-
-def test_conflict_leaves_the_store_byte_for_byte_unchanged(tmp_path: Path) -> None:
-    store_file = stored(tmp_path)
-    before = store_file.read_bytes()
-    bad = write(tmp_path / "bad.csv", "Date,Open,High,Low,Close,Volume\n2018-10-02,1,1,1,1,1\n")
-    with pytest.raises(DataError, match="conflicts with the store"):
-        store_prices(store_file, pick_ticker(read_prices(bad), bad, "T"))
-    assert store_file.read_bytes() == before
-
-
-def test_failure_between_write_and_rename_leaves_the_store_intact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store_file = stored(tmp_path)
-    before = store_file.read_bytes()
-    more = write(tmp_path / "more.csv", "Date,Open,High,Low,Close,Volume\n2018-10-04,1,1,1,1,1\n")
-
-    def crash(src: str, dst: str) -> None:
-        raise OSError("disk full (injected)")
-
-    monkeypatch.setattr(ingest.os, "replace", crash)
-    with pytest.raises(OSError, match="injected"):
-        store_prices(store_file, pick_ticker(read_prices(more), more, "T"))
-    assert store_file.read_bytes() == before
-    assert [p for p in os.listdir(store_file.parent) if p.endswith(".tmp")] == []  # no temporary file left behind
-
-
-def test_store_round_trip_is_canonical(tmp_path: Path) -> None:
-    store_file = tmp_path / "T.csv"
-    path = write(tmp_path / "nse.csv", NSE)
-    prices = pick_ticker(read_prices(path), path, "T")
-    store_prices(store_file, prices)
-    assert store_file.read_text().splitlines()[0] == "date,open,high,low,close,volume"
-    pd.testing.assert_frame_equal(read_store(store_file), prices.frame)
-    assert store_file.read_bytes() == to_csv_bytes(read_store(store_file))
-
-
-def test_full_precision_prices_merge_again_without_a_false_conflict(tmp_path: Path) -> None:
-    store_file = tmp_path / "T.csv"
-    path = write(tmp_path / "y.csv", "Date,Open,High,Low,Close,Volume\n2020-01-02,27.850000381469727,28,27,27.9,123456789012\n")
-    prices = pick_ticker(read_prices(path), path, "T")
-    store_prices(store_file, prices)
-    before = store_file.read_bytes()
-    store_prices(store_file, prices)  # the same file again: identical repeats, nothing to do
-    assert store_file.read_bytes() == before
-    assert read_store(store_file)["open"].iloc[0] == 27.850000381469727
-    assert read_store(store_file)["volume"].iloc[0] == 123456789012
-
-
 def test_errors_name_the_files_own_header_and_true_line(tmp_path: Path) -> None:
     text = NSE.replace("2018-10-02,10.0,10.6,9.9,10.4,10.5,200,2.1", "\n2018-10-02,10.0,10.6,9.9,10.4,10.5,lots,2.1")
-    with pytest.raises(DataError, match=r"Value 'lots' in nse.csv line 4, column 'Total Trade Quantity', is not a number"):
+    with pytest.raises(
+        DataError, match=r"Value 'lots' in nse.csv line 4, column 'Total Trade Quantity', is not a number"
+    ):
         read_prices(write(tmp_path / "nse.csv", text))
-
-
-def test_a_conflicting_second_file_is_named_and_nothing_is_written(tmp_path: Path) -> None:
-    store_file = stored(tmp_path)
-    before = store_file.read_bytes()
-    train = write(tmp_path / "train.csv", "Date,Open,High,Low,Close,Volume\n2018-10-04,11,11,11,11,1\n")
-    test = write(tmp_path / "test.csv", "Date,Open,High,Low,Close,Volume\n2018-10-01,1,1,1,1,1\n")
-    with pytest.raises(DataError, match=r"^test.csv conflicts with the store for 2018-10-01"):
-        store_prices(store_file, pick_ticker(read_prices(train), train, "T"), pick_ticker(read_prices(test), test, "T"))
-    assert store_file.read_bytes() == before  # not even train.csv's new day

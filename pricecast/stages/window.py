@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from tasks.errors import DataError
+from pricecast.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,9 @@ def make_windows(series: np.ndarray, lookback: int, horizon: int = 1) -> tuple[n
         raise ValueError(f"lookback ({lookback}) and horizon ({horizon}) must be at least 1")
     count = len(series) - lookback - horizon + 1
     if count < 1:
-        raise DataError(f"{len(series)} rows are fewer than a lookback of {lookback} days plus {horizon} to predict needs")
+        raise DataError(
+            f"{len(series)} rows are fewer than a lookback of {lookback} days plus {horizon} to predict needs"
+        )
     x = np.lib.stride_tricks.sliding_window_view(series[: count + lookback - 1], lookback)
     return x[..., np.newaxis].copy(), series[lookback + horizon - 1 :].copy()
 
@@ -44,11 +44,23 @@ def holdout_windows(train: np.ndarray, test: np.ndarray, lookback: int) -> tuple
     """
     if len(train) < lookback:
         raise DataError(f"{len(train)} training rows are fewer than the lookback of {lookback} days")
-    return make_windows(np.concatenate([np.asarray(train)[-lookback:], np.asarray(test)]), lookback)
+    values = np.concatenate([np.asarray(train)[-lookback:], np.asarray(test)])
+    return windows_before(values, lookback, len(test))[..., np.newaxis].astype("float32"), np.asarray(test, "float32")
 
 
-@task(name="window", cache_policy=NO_CACHE)
-def window(train: np.ndarray, test: np.ndarray, lookback: int, source: str) -> Windows:
+def windows_before(values: np.ndarray, lookback: int, count: int) -> np.ndarray:
+    """The windows of `lookback` values just before each of the last `count` values: (count, lookback).
+
+    Raises:
+        DataError: fewer values than `count` plus one lookback before them.
+    """
+    values = np.asarray(values)
+    if count < 1 or len(values) < count + lookback:
+        raise DataError(f"{len(values)} rows are fewer than a holdout of {count} days plus a lookback of {lookback}")
+    return np.lib.stride_tricks.sliding_window_view(values[:-1], lookback)[len(values) - lookback - count :].copy()
+
+
+def window_split(train: np.ndarray, test: np.ndarray, lookback: int, source: str) -> Windows:
     """Training windows and one window per test day; errors name the data source."""
     try:
         x_train, y_train = make_windows(train, lookback)

@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from tasks.config import SplitConfig
-from tasks.errors import DataError
-from tasks.ingest import PriceFile
+from pricecast.config import SplitConfig
+from pricecast.errors import DataError
+from pricecast.prices.parse import PriceFile
 
 
 @dataclass(frozen=True)
@@ -62,9 +60,13 @@ def split_by_file(train: pd.DataFrame, test: pd.DataFrame, train_name: str, test
     return Split(train.reset_index(drop=True), test.reset_index(drop=True))
 
 
-@task(name="split", cache_policy=NO_CACHE)
-def split(prices: PriceFile, test: PriceFile | None, config: SplitConfig, lookback: int) -> Split:
-    """Split by the test file when there is one, else by the last N trading days; refuse too few rows for the lookback."""
+def split_prices(prices: PriceFile, test: PriceFile | None, config: SplitConfig, lookback: int) -> Split:
+    """Split by the test file when there is one, else by the last N trading days; refuse too few rows."""
     if test is not None:
         return split_by_file(prices.frame, test.frame, prices.source, test.source, lookback)
     return split_last_days(prices.frame, config.test_days, prices.source, lookback)
+
+
+def date_range(frame: pd.DataFrame) -> str:
+    """`first..last` date of a canonical frame."""
+    return f"{frame['date'].iloc[0]:%Y-%m-%d}..{frame['date'].iloc[-1]:%Y-%m-%d}"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 from matplotlib.figure import Figure
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 
 def loss_figure(history: dict[str, list[float]], title: str) -> Figure:
@@ -22,20 +20,22 @@ def loss_figure(history: dict[str, list[float]], title: str) -> Figure:
     return fig
 
 
-def forecast_figure(predictions: pd.DataFrame, title: str, unit: str) -> Figure:
+def predictions_figure(predictions: pd.DataFrame, title: str, unit: str) -> Figure:
     """Real against predicted price, with the naive forecast beside them."""
     fig = Figure(figsize=(9, 4.5), layout="constrained")
     ax = fig.add_subplot()
     ax.plot(predictions["date"], predictions["actual"], color="tab:red", marker="o", label="real")
     ax.plot(predictions["date"], predictions["predicted"], color="tab:blue", marker="o", label="predicted (model)")
-    ax.plot(predictions["date"], predictions["naive"], color="tab:gray", linestyle="--", label="naive (yesterday's value)")
+    ax.plot(
+        predictions["date"], predictions["naive"], color="tab:gray", linestyle="--", label="naive (yesterday's value)"
+    )
     ax.set(title=title, xlabel="date", ylabel=unit)
     ax.legend()
     fig.autofmt_xdate()
     return fig
 
 
-def forecasts_figure(frame: pd.DataFrame, rows: pd.DataFrame, title: str, target: str, days: int) -> Figure:
+def forecast_figure(frame: pd.DataFrame, rows: pd.DataFrame, title: str, target: str, days: int) -> Figure:
     """Recent history, then the forecasts (and, for passed days, what happened and the naive forecast)."""
     first = frame.loc[frame["date"] <= pd.to_datetime(rows["as_of"]).min(), "date"].tail(days).iloc[0]
     shown = frame[frame["date"] >= first]
@@ -51,9 +51,11 @@ def forecasts_figure(frame: pd.DataFrame, rows: pd.DataFrame, title: str, target
     return fig
 
 
-@task(name="plot", cache_policy=NO_CACHE)
-def plot(history: dict[str, list[float]], predictions: pd.DataFrame, ticker: str, target: str) -> dict[str, Figure]:
+def run_figures(
+    history: dict[str, list[float]], predictions: pd.DataFrame, ticker: str, target: str
+) -> dict[str, Figure]:
+    """A training run's figures by artifact name: the loss per epoch and the test days' predictions."""
     return {
         "loss.png": loss_figure(history, f"{ticker}: loss per epoch"),
-        "forecast.png": forecast_figure(predictions, f"{ticker}: real and predicted {target}", f"{target} price"),
+        "forecast.png": predictions_figure(predictions, f"{ticker}: real and predicted {target}", f"{target} price"),
     }

@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from sklearn.preprocessing import MinMaxScaler
 
-from tasks.config import ScalingConfig
-from tasks.errors import DataError
-from tasks.split import Split
+from pricecast.config import ScalingConfig
+from pricecast.errors import DataError
+from pricecast.stages.split import Split
 
 
 def fit_scaler(values: np.ndarray, config: ScalingConfig) -> MinMaxScaler:
@@ -47,7 +45,9 @@ class Scaled:
     test: np.ndarray
 
 
-@task(name="scale", cache_policy=NO_CACHE)
-def scale(split: Split, target: str, config: ScalingConfig) -> Scaled:
+def scale_split(split: Split, target: str, config: ScalingConfig) -> Scaled:
+    """Fit the scaler on the training days' target, and scale training and test days with it."""
     scaler = fit_scaler(split.train[target].to_numpy(), config)
-    return Scaled(scaler, transform(scaler, split.train[target].to_numpy()), transform(scaler, split.test[target].to_numpy()))
+    return Scaled(
+        scaler, transform(scaler, split.train[target].to_numpy()), transform(scaler, split.test[target].to_numpy())
+    )

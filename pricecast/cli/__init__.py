@@ -1,0 +1,73 @@
+"""The `pricecast` command line. It fills the one config object from a YAML file and flags.
+
+Every config field is a flag named after it (`--epochs 2 --seed 3 --units 8`); heavy modules
+(TensorFlow, Prefect, MLflow) are imported only by the command that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from pricecast.cli.commands import COMMANDS
+from pricecast.cli.flags import add_config_flags, build_config, config_fields, flag_name, given_values
+from pricecast.config import go_offline
+
+__all__ = ["build_config", "config_fields", "flag_name", "given_values", "main", "parser"]
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="pricecast", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="command", required=True)
+    for name, (_, help_text, extra) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if extra:
+            extra(command)
+        add_config_flags(command)
+    return top
+
+
+class Stopped(BaseException):
+    """SIGTERM as an exception: the MLflow run ends KILLED and Prefect's temporary server stops.
+
+    A BaseException, like KeyboardInterrupt, so no `except Exception` swallows it.
+    """
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(f"stopped by {signal.Signals(signum).name}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `pricecast` console script.
+
+    Exit codes: 0 done, 1 the environment failed (tracking server, full disk), 2 bad input or
+    config, 143 stopped by SIGTERM.
+    """
+    args = parser().parse_args(argv)
+    go_offline()
+    from pricecast.errors import DataError, DiskFullError, TrackingError
+
+    # During a flow Prefect's own handler turns SIGTERM into a crash of the flow run, then
+    # hands the signal on to this one.
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        config = build_config(args)
+        return COMMANDS[args.command][0](config, args)
+    except ValidationError as exc:
+        print(f"pricecast: invalid config:\n{exc}", file=sys.stderr)
+    except (DataError, FileNotFoundError, LookupError) as exc:
+        print(f"pricecast: {exc}", file=sys.stderr)
+    except (TrackingError, DiskFullError) as exc:
+        print(f"pricecast: {exc}", file=sys.stderr)
+        return 1
+    except Stopped as exc:
+        print(f"pricecast: {exc}", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 2

@@ -1,0 +1,268 @@
+"""The `pricecast` commands: each fills nothing itself, it runs a flow or a server with the config it is given.
+
+Heavy modules (TensorFlow, Prefect, MLflow) are imported only by the command that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pricecast.cli.flags import given_values
+from pricecast.config import Config
+
+
+def _print_record(record: Any) -> None:
+    from pricecast.report import metrics_table
+
+    print(f"\nMLflow run {record.run_id} ({record.url})")
+    print(metrics_table(record.metrics))
+    verdict = "better" if record.metrics["skill"] > 0 else "no better"
+    print(
+        f"On these days the model is {verdict} than the naive forecast (tomorrow = today): skill "
+        f"{record.metrics['skill']:+.3f}."
+    )
+    print(
+        f"Registered model {record.model_name} version {record.version} (`pricecast retrain` decides whether it "
+        "becomes champion)."
+    )
+    print("Open the MLflow UI with `make ui` (or `pricecast ui`), then follow the run link above.")
+
+
+def cmd_train(config: Config, args: argparse.Namespace) -> int:
+    from flows.train import train
+    from pricecast.tracking.connect import preflight
+
+    preflight(config.tracking, config.paths())
+    _print_record(train(config))
+    return 0
+
+
+def cmd_ui(config: Config, args: argparse.Namespace) -> int:
+    from pricecast.tracking.connect import tracking_uri
+
+    uri = tracking_uri(config.tracking, config.paths())
+    if uri.startswith("sqlite:///"):
+        config.paths().mlruns.mkdir(parents=True, exist_ok=True)
+    # MLflow's GenAI job runner starts worker processes that outlive the UI; runs and models need none.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(config.tracking.ui_port),
+    ]
+    print(f"MLflow UI on http://127.0.0.1:{config.tracking.ui_port} for {uri} (Ctrl+C stops it)", flush=True)
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
+def _tickers(args: argparse.Namespace) -> list[str] | None:
+    """`--tickers A,B` (or `--tickers A`); none means every ticker in the store."""
+    return [t.strip().upper() for t in args.tickers.split(",") if t.strip()] if args.tickers else None
+
+
+def cmd_retrain(config: Config, args: argparse.Namespace) -> int:
+    from flows.retrain import retrain
+    from pricecast.tracking.connect import preflight
+
+    preflight(config.tracking, config.paths())
+    decisions = retrain(config, _tickers(args), args.force)
+    for d in decisions:
+        print(f"{d.ticker}: {d.action}: {d.reason}")
+    if not decisions:
+        print(
+            f"No tickers in {config.paths().prices}: run `pricecast train` or drop price files in "
+            f"{config.paths().incoming}"
+        )
+    return 0
+
+
+def cmd_add(config: Config, args: argparse.Namespace) -> int:
+    from pricecast.prices.incoming import add_incoming
+    from pricecast.prices.store import CsvStore
+
+    for source in args.files:
+        print(f"{source} -> {add_incoming(Path(source), CsvStore(config.paths()), config.data.ticker)}")
+    print("`pricecast retrain` (or the schedule of `pricecast serve`) merges them into the store.")
+    return 0
+
+
+def status_lines(ticker: str) -> list[str]:
+    """One ticker's champion, its metrics against naive, its training range and the last retrain decision."""
+    from pricecast.tracking import registry, runs
+
+    best = registry.champion(ticker)
+    line = f"{ticker}: champion none"
+    if best is not None:
+        metrics, tags = runs.run_data(best.run_id)
+        line = (
+            f"{ticker}: champion v{best.version} (MAE {metrics['mae']:.4g} vs naive {metrics['naive_mae']:.4g}; "
+            f"trained on {tags.get('data.train_range', '')})"
+        )
+    tags = registry.model_tags(ticker)
+    last = "none yet"
+    if "last_decision" in tags:
+        last = f"{tags['last_decision_at']}: {tags['last_decision']} v{tags['last_challenger']}: {tags['last_reason']}"
+    return [line, f"  last retrain decision: {last}"]
+
+
+def cmd_status(config: Config, args: argparse.Namespace) -> int:
+    from pricecast.prices.store import CsvStore
+    from pricecast.tracking.connect import connect
+
+    connect(config.tracking, config.paths())
+    tickers = _tickers(args) or CsvStore(config.paths()).tickers()
+    if not tickers:
+        print(f"No tickers in {config.paths().prices} yet.")
+    for ticker in tickers:
+        print("\n".join(status_lines(ticker)))
+    return 0
+
+
+def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
+    from flows.forecast import forecast
+    from pricecast.tracking.connect import preflight
+
+    preflight(config.tracking, config.paths())
+    for result in forecast(config, _tickers(args), args.start, args.end):
+        print(f"\n{result.ticker}: forecasts from {result.model} (MLflow run {result.run_id})")
+        shown = result.rows[["as_of", "date", "forecast", "naive", "actual", "error"]].dropna(axis="columns", how="all")
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        if result.scores:
+            s = result.scores
+            print(
+                f"{s['forecasts_scored']:.0f} forecasts of past days: MAE {s['mae']:.4f} vs naive "
+                f"{s['naive_mae']:.4f} (skill {s['skill']:+.3f})"
+            )
+        print(f"Appended to {result.path}")
+    return 0
+
+
+def cmd_serve_model(config: Config, args: argparse.Namespace) -> int:
+    from pricecast.errors import DataError
+    from pricecast.tracking.connect import connect
+    from pricecast.tracking.registry import forecast_model
+
+    if not config.data.ticker:
+        raise DataError("serve-model serves one ticker's model: give --ticker X")
+    uri = connect(config.tracking, config.paths())
+    ref = forecast_model(config.data.ticker)
+    port = config.forecast.model_port
+    print(f"Serving {ref.label} ({ref.uri}) on http://127.0.0.1:{port}/invocations (Ctrl+C stops it)", flush=True)
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    # MLflow starts `uvicorn` by name: the one beside this Python, even when the venv is not activated.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        ref.uri,
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
+def _dates(p: argparse.ArgumentParser) -> None:
+    day = date.fromisoformat
+    p.add_argument(
+        "--start",
+        type=day,
+        metavar="YYYY-MM-DD",
+        help="backfill: forecast from every store day from this one (default: only the last day)",
+    )
+    p.add_argument("--end", type=day, metavar="YYYY-MM-DD", help="backfill: up to this day (default: the store's last)")
+    _several(p)
+
+
+def cmd_serve(config: Config, args: argparse.Namespace) -> int:
+    from pricecast.deploy import serve
+
+    serve(config)
+    return 0
+
+
+def cmd_trigger(config: Config, args: argparse.Namespace) -> int:
+    from pricecast.deploy import trigger
+
+    extra = {
+        "train": {},
+        "retrain": {"tickers": _tickers(args), "force": args.force},
+        "forecast": {
+            "tickers": _tickers(args),
+            "start": args.start and str(args.start),
+            "end": args.end and str(args.end),
+        },
+    }[args.flow]
+    run = trigger(config, args.flow, given_values(args), extra, args.wait)
+    print(f"Flow run {run.name} ({run.id}) of {args.flow}: {run.state.name if run.state else 'scheduled'}")
+    return 0 if not args.wait or (run.state and run.state.is_completed()) else 1
+
+
+def _several(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tickers", metavar="A,B", help="comma-separated tickers (default: every ticker in the store)")
+
+
+def _force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="retrain even when the store has not changed")
+    _several(p)
+
+
+def _files(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="price files (the ticker from a Ticker column, else --ticker, else the file name)",
+    )
+
+
+def _trigger_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("flow", choices=["train", "retrain", "forecast"], help="which served deployment to run")
+    p.add_argument("--wait", action="store_true", help="wait for the run to finish")
+    p.add_argument("--force", action="store_true", help="retrain: even when the store has not changed")
+    _dates(p)
+
+
+COMMANDS = {
+    "train": (cmd_train, "train, evaluate, log and register one ticker's forecaster", None),
+    "add": (cmd_add, "check price files and put them in data/incoming/ for the next retrain", _files),
+    "retrain": (cmd_retrain, "merge data/incoming/, retrain, promote better challengers (here and now)", _force),
+    "status": (
+        cmd_status,
+        "each ticker's champion, its metrics against naive, and the last retrain decision",
+        _several,
+    ),
+    "forecast": (
+        cmd_forecast,
+        "forecast each ticker's next trading days from its champion, or backfill a past range",
+        _dates,
+    ),
+    "serve-model": (
+        cmd_serve_model,
+        "serve a ticker's champion over HTTP with MLflow's model server on 127.0.0.1",
+        None,
+    ),
+    "serve": (cmd_serve, "serve the train (manual) and retrain (scheduled) deployments until stopped", None),
+    "trigger": (cmd_trigger, "run a served deployment now", _trigger_args),
+    "ui": (cmd_ui, "open the MLflow UI on 127.0.0.1 against this store", None),
+}

@@ -1,0 +1,85 @@
+"""Config flags: every field of the config object is a flag named after it; a YAML file fills any of them."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import BaseModel
+
+from pricecast.config import Config, load_yaml
+
+# Flags whose names read better than their field names.
+FLAG_NAMES = {("data", "path"): "data", ("split", "test_path"): "test-data"}
+
+
+def config_fields() -> Iterator[tuple[str, str, Any]]:
+    """(group, field, FieldInfo) for every field of every config group."""
+    for group, info in Config.model_fields.items():
+        if isinstance(info.default, BaseModel):
+            for name, field in type(info.default).model_fields.items():
+                yield group, name, field
+
+
+def flag_name(group: str, name: str) -> str:
+    return FLAG_NAMES.get((group, name), name.replace("_", "-"))
+
+
+def _help(field: Any) -> str:
+    default = "" if field.default is None else f" (default: {field.default})"
+    return ((field.description or "") + default).replace("%", "%%")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """`--config FILE`, `--home DIR` and one flag per config field."""
+    parser.add_argument(
+        "--config", metavar="FILE", default=None, help="YAML file with config groups; flags override it"
+    )
+    parser.add_argument(
+        "--home",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="folder for data/ and mlruns/ (default: $PRICECAST_HOME, else the project root)",
+    )
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for group, name, field in config_fields():
+        section = groups.setdefault(group, parser.add_argument_group(f"{group} config"))
+        options: dict[str, Any] = {"dest": f"{group}.{name}", "default": argparse.SUPPRESS, "help": _help(field)}
+        if field.annotation is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            choices = get_args(field.annotation) if "Literal" in str(field.annotation) else None
+            options.update(metavar=name.upper(), choices=choices or None)
+        section.add_argument(f"--{flag_name(group, name)}", **options)
+
+
+def given_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The YAML file's values (if any), overridden by the flags given, as nested groups.
+
+    Paths are anchored here, against the directory the command runs in, so they mean the same
+    thing in a served deployment's process.
+    """
+    values: dict[str, Any] = load_yaml(args.config) if args.config else {}
+    for key, value in vars(args).items():
+        if key == "home":
+            values["home"] = value
+        elif "." in key:
+            group, name = key.split(".", 1)
+            values.setdefault(group, {})[name] = value
+    for group, name in (("data", "path"), ("split", "test_path")):
+        if values.get(group, {}).get(name):
+            values[group][name] = str(Path(values[group][name]).expanduser().resolve())
+    if values.get("home"):
+        values["home"] = str(Path(values["home"]).expanduser().resolve())
+    return values
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """The config: defaults, then the YAML file, then MLFLOW_TRACKING_URI, then the flags."""
+    values = given_values(args)
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        values.setdefault("tracking", {}).setdefault("tracking_uri", os.environ["MLFLOW_TRACKING_URI"])
+    return Config.model_validate(values)

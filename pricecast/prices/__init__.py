@@ -1,0 +1,1 @@
+"""Reading and validating price files; the price store and its incoming folder."""

@@ -1,0 +1,30 @@
+"""The stages before training, in their order: split by date, scale on the training days, cut windows.
+
+The train flow and the benchmarks both call `prepare`, so the sequence lives in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pricecast.config import Config
+from pricecast.prices.parse import PriceFile
+from pricecast.stages.scale import Scaled, scale_split
+from pricecast.stages.split import Split, split_prices
+from pricecast.stages.window import Windows, window_split
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The split, the fitted scaler with the scaled values, and the network's windows."""
+
+    split: Split
+    scaled: Scaled
+    windows: Windows
+
+
+def prepare(prices: PriceFile, test: PriceFile | None, config: Config) -> Prepared:
+    """Split (enough rows for the lookback?), scale on the training days only, cut windows."""
+    split = split_prices(prices, test, config.split, config.window.lookback)
+    scaled = scale_split(split, config.data.target, config.scaling)
+    return Prepared(split, scaled, window_split(scaled.train, scaled.test, config.window.lookback, prices.source))

@@ -1,0 +1,1 @@
+"""Every MLflow call of the project: connecting, runs, and the model registry."""

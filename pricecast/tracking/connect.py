@@ -1,0 +1,75 @@
+"""Where MLflow records: the store's URI, a bounded check of a tracking server, and connecting to it."""
+
+from __future__ import annotations
+
+import math
+import os
+import urllib.error
+import urllib.request
+from contextlib import nullcontext
+
+import mlflow
+
+from pricecast.config import Paths, TrackingConfig
+from pricecast.errors import TrackingError
+from pricecast.prices.store import folder_lock
+from pricecast.tracking.runs import reconcile_dead_runs
+
+
+def tracking_uri(config: TrackingConfig, paths: Paths) -> str:
+    """The config's URI, else SQLite inside `<home>/mlruns`.
+
+    MLFLOW_TRACKING_URI is read by the CLI into the config, not here: MLflow itself sets that
+    variable whenever a URI is set, so reading it here would carry one store into the next.
+    """
+    return config.tracking_uri or f"sqlite:///{paths.mlruns / 'mlflow.db'}"
+
+
+def connect(config: TrackingConfig, paths: Paths) -> str:
+    """Point MLflow's tracking and registry at the store; returns the URI.
+
+    A tracking server is checked first and MLflow's own HTTP timeout and retries are bounded
+    from the config, so an unreachable server fails in seconds, not minutes. Runs left RUNNING
+    by dead processes of this host are then marked KILLED.
+
+    Raises:
+        TrackingError: the tracking server does not answer; names the URI.
+    """
+    uri = tracking_uri(config, paths)
+    local = uri.startswith("sqlite:///")
+    if local:
+        paths.mlruns.mkdir(parents=True, exist_ok=True)
+    elif uri.startswith(("http://", "https://")):
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(math.ceil(config.timeout_seconds))
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(config.http_retries)
+        check_server(uri, config.timeout_seconds)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    # The first use of a SQLite store creates its tables; two processes doing it at once collide.
+    with folder_lock(paths.mlruns) if local else nullcontext():
+        reconcile_dead_runs()
+    return uri
+
+
+def preflight(config: TrackingConfig, paths: Paths) -> None:
+    """Fail in seconds, before a flow starts, when the tracking server does not answer (`connect` does the rest)."""
+    uri = tracking_uri(config, paths)
+    if uri.startswith(("http://", "https://")):
+        check_server(uri, config.timeout_seconds)
+
+
+def check_server(uri: str, timeout: float) -> None:
+    """Raise TrackingError unless the tracking server at `uri` answers `/health` within `timeout` seconds."""
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code < 500:  # it answered: authentication or routing is MLflow's business
+            return
+        reason = f"HTTP {exc.code} {exc.reason}"
+    except (urllib.error.URLError, OSError) as exc:
+        cause = getattr(exc, "reason", exc)
+        reason = f"no answer within {timeout:g} s" if isinstance(cause, TimeoutError) else str(cause)
+    raise TrackingError(
+        f"MLflow tracking server {uri} is unreachable ({reason}): start it, or fix --tracking-uri / MLFLOW_TRACKING_URI"
+    )

@@ -1,0 +1,299 @@
+"""MLflow runs: their context (params, tags, inputs), what they log, and closing runs of dead processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+from signal import Signals
+from typing import TYPE_CHECKING
+
+import joblib
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+
+from pricecast.config import PROJECT_ROOT, Config, Paths, TrackingConfig
+from pricecast.errors import DISK_FULL, DiskFullError
+from pricecast.prices.store import digest
+from pricecast.stages.split import date_range
+from pricecast.tracking import registry
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from sklearn.preprocessing import MinMaxScaler
+
+    from pricecast.prices.parse import PriceFile
+    from pricecast.stages.evaluate import Evaluation
+    from pricecast.stages.model import Fitted
+    from pricecast.stages.split import Split
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Where a training run landed: the run, its link, its metrics and its model version."""
+
+    run_id: str
+    experiment_id: str
+    url: str
+    model_name: str
+    version: str
+    metrics: dict[str, float]
+
+
+def process_tags() -> dict[str, str]:
+    """Which process on which host runs a run: lets the next start close it if the process dies."""
+    return {"pricecast.host": socket.gethostname(), "pricecast.pid": str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def reconcile_dead_runs() -> list[str]:
+    """Mark KILLED the RUNNING runs started on this host by a process that is gone (say, killed with SIGKILL).
+
+    Runs carry `pricecast.host` and `pricecast.pid` tags from the start; the reason goes in the
+    `error` tag. Returns the run ids marked.
+    """
+    client = MlflowClient()
+    host = socket.gethostname()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    found = client.search_runs(
+        experiments,
+        filter_string=f"attributes.status = 'RUNNING' and tags.`pricecast.host` = '{host}'",
+        max_results=1000,
+    )
+    marked = []
+    for run in found:
+        pid = int(run.data.tags.get("pricecast.pid", "0"))
+        if pid and not _alive(pid):
+            when = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+            client.set_tag(
+                run.info.run_id,
+                "error",
+                f"process {pid} on {host} ended without closing the run (killed?); marked KILLED at {when}",
+            )
+            client.set_terminated(run.info.run_id, "KILLED")
+            marked.append(run.info.run_id)
+    return marked
+
+
+def experiment_name(config: TrackingConfig, ticker: str) -> str:
+    return f"{config.experiment_prefix}-{ticker}"
+
+
+def ensure_experiment(name: str, paths: Paths) -> str:
+    """The experiment's id, creating it with artifacts under `<home>/mlruns/artifacts` for a local store.
+
+    Another process may create it between the look-up and the creation: then its id is used.
+    """
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    local = mlflow.get_tracking_uri().startswith("sqlite:")
+    location = (paths.mlruns / "artifacts").as_uri() if local else None
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return mlflow.get_experiment_by_name(name).experiment_id
+
+
+def run_url(config: TrackingConfig, experiment_id: str, run_id: str) -> str:
+    """Link to a run in the MLflow UI: the tracking server's, or `pricecast ui`'s."""
+    uri = mlflow.get_tracking_uri()
+    base = uri.rstrip("/") if uri.startswith("http") else f"http://127.0.0.1:{config.ui_port}"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def code_version() -> str:
+    """The git commit of the code (with `-dirty` for local changes), or the package version."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return f"pricecast {package_version('pricecast')}"
+    return commit + ("-dirty" if dirty else "")
+
+
+@contextmanager
+def training_run(
+    config: Config, prices: PriceFile, split: Split, flow_run_id: str | None
+) -> Iterator[mlflow.ActiveRun]:
+    """Open a run with the config as params and the data as tags and inputs.
+
+    A failure inside the block ends the run FAILED, with the error as the `error` tag; an
+    interruption (SIGTERM, Ctrl+C) ends it KILLED. The `pricecast.host` and `pricecast.pid` tags
+    let the next start mark the run KILLED if this process dies without closing it.
+    """
+    paths = config.paths()
+    experiment_id = ensure_experiment(experiment_name(config.tracking, prices.ticker), paths)
+    name = f"{config.model.cell}({config.model.units}) {config.training.epochs} epochs seed {config.training.seed}"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=process_tags()) as run:
+        try:
+            mlflow.set_tags(
+                {
+                    "ticker": prices.ticker,
+                    "target": config.data.target,
+                    "data.source": prices.source,
+                    "data.train_range": date_range(split.train),
+                    "data.test_range": date_range(split.test),
+                    "data.rows": str(len(split.train) + len(split.test)),
+                    "data_digest": digest(pd.concat([split.train, split.test])),
+                    "code_version": code_version(),
+                    "prefect.flow_run_id": flow_run_id or "",
+                }
+            )
+            mlflow.log_params(config.flat())
+            for context, frame in (("training", split.train), ("testing", split.test)):
+                with warnings.catch_warnings():  # MLflow warns that a local path "can be interpreted in multiple ways"
+                    warnings.simplefilter("ignore", UserWarning)
+                    dataset = mlflow.data.from_pandas(
+                        frame, source=prices.source, name=f"{prices.ticker}-{context}", targets=config.data.target
+                    )
+                mlflow.log_input(dataset, context=context)
+            yield run
+        except BaseException as exc:
+            signum = getattr(exc, "signal", None)  # Prefect's TerminationSignal carries the signal
+            mlflow.set_tag("error", f"{type(exc).__name__}: {Signals(signum).name if signum else exc}"[:5000])
+            if not isinstance(exc, Exception):
+                mlflow.end_run("KILLED")
+            raise
+
+
+def log_history(history: dict[str, list[float]]) -> None:
+    """Loss and validation loss of every epoch, as metric history (step = epoch)."""
+    client = MlflowClient()
+    run_id = mlflow.active_run().info.run_id
+    now = int(time.time() * 1000)
+    metrics = [
+        mlflow.entities.Metric(key, value, now, step)
+        for key, values in history.items()
+        for step, value in enumerate(values, start=1)
+    ]
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+
+def log_results(
+    config: Config,
+    ticker: str,
+    fitted: Fitted,
+    evaluation: Evaluation,
+    figures: dict[str, Figure],
+    scaler: MinMaxScaler,
+    history: pd.DataFrame,
+) -> RunRecord:
+    """Log metrics, plots, predictions, scaler and model in the active run; register the model last.
+
+    Registration is the last step, so a run that fails earlier leaves the registry untouched. A
+    full disk names the file, else the experiment's artifact folder it was writing under.
+    """
+    try:
+        run = mlflow.active_run()
+        log_history(fitted.history)
+        mlflow.log_metrics({**evaluation.metrics, "train_seconds": fitted.seconds})
+        for name, figure in figures.items():
+            mlflow.log_figure(figure, f"plots/{name}")
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            evaluation.predictions.to_csv(folder / "predictions.csv", index=False, date_format="%Y-%m-%d")
+            mlflow.log_artifact(str(folder / "predictions.csv"))
+            joblib.dump(scaler, folder / "scaler.joblib")
+            mlflow.log_artifact(str(folder / "scaler.joblib"))
+        model_uri = registry.log_model(fitted.model, scaler, config.window.lookback, config.data.target, history)
+        tags = mlflow.get_run(run.info.run_id).data.tags
+        description = (
+            f"{config.model.cell}({config.model.units}) on {ticker} {config.data.target}, "
+            f"trained {tags['data.train_range']}, tested {tags['data.test_range']}: "
+            f"MAE {evaluation.metrics['mae']:.4g} vs naive {evaluation.metrics['naive_mae']:.4g} "
+            f"(skill {evaluation.metrics['skill']:+.3f})"
+        )
+        version = registry.register(model_uri, ticker, tags["data_digest"], description)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise DiskFullError(exc.filename or artifact_root(), exc.errno) from exc
+        raise
+    url = run_url(config.tracking, run.info.experiment_id, run.info.run_id)
+    return RunRecord(
+        run.info.run_id, run.info.experiment_id, url, version.name, str(version.version), evaluation.metrics
+    )
+
+
+def artifact_root() -> str:
+    """Where the active run's experiment keeps artifacts (runs' and models'): a folder for a local store."""
+    location = mlflow.get_experiment(mlflow.active_run().info.experiment_id).artifact_location
+    return urllib.parse.urlparse(location).path if location.startswith("file:") else location
+
+
+@contextmanager
+def forecast_run(
+    config: Config, ticker: str, ref: registry.ModelRef, title: str, flow_run_id: str | None
+) -> Iterator[mlflow.ActiveRun]:
+    """A run in `<prefix>-<TICKER>-forecasts` (apart from the training runs), tagged with the model it used."""
+    experiment_id = ensure_experiment(f"{experiment_name(config.tracking, ticker)}-forecasts", config.paths())
+    with mlflow.start_run(experiment_id=experiment_id, run_name=title, tags=process_tags()) as run:
+        mlflow.set_tags(
+            {
+                "ticker": ticker,
+                "model": ref.name,
+                "model_version": ref.version,
+                "model_alias": ref.alias or "latest",
+                "model_run_id": ref.run_id,
+                "prefect.flow_run_id": flow_run_id or "",
+            }
+        )
+        mlflow.log_params({"horizon": config.forecast.horizon, "model_uri": ref.uri})
+        yield run
+
+
+def log_forecasts(rows: pd.DataFrame, figure: Figure, summary: dict[str, float]) -> None:
+    """The forecasts table, its plot and, for past days, the error against naive, in the active run."""
+    if summary:
+        mlflow.log_metrics(summary)
+    mlflow.log_figure(figure, "plots/forecast.png")
+    mlflow.log_text(rows.to_csv(index=False), "forecasts.csv")
+
+
+def set_tags(run_id: str, tags: dict[str, str]) -> None:
+    """Tags on a finished run."""
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
+def log_metrics(run_id: str, metrics: dict[str, float]) -> None:
+    """Metrics (step 0) on a finished run."""
+    now = int(time.time() * 1000)
+    MlflowClient().log_batch(run_id, metrics=[mlflow.entities.Metric(k, v, now, 0) for k, v in metrics.items()])
+
+
+def run_data(run_id: str) -> tuple[dict[str, float], dict[str, str]]:
+    """A run's metrics and tags."""
+    run = mlflow.get_run(run_id)
+    return run.data.metrics, run.data.tags

@@ -1,0 +1,45 @@
+"""Tasks that read and write prices: ingest a file, keep it in the store, merge incoming files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import get_run_logger
+
+from pricecast.config import DataConfig, Paths
+from pricecast.prices.incoming import MergeReport, merge_incoming
+from pricecast.prices.parse import PriceFile
+from pricecast.prices.sources import check_jumps, load_prices
+from pricecast.prices.store import CsvStore
+from tasks import stage
+
+
+@stage("ingest", retry="io")
+def ingest(path: Path | None, ticker: str | None, config: DataConfig) -> PriceFile:
+    """Read a user file, or the embedded default when no path is given; warn of (or refuse) split-like jumps."""
+    prices = load_prices(path, ticker)
+    for warning in check_jumps(prices, config):
+        get_run_logger().warning(warning)
+    return prices
+
+
+@stage("store-prices", retry="io")
+def store_prices(paths: Paths, *files: PriceFile) -> set[str]:
+    """Keep what a run trains and tests on in the ticker's store (one atomic write)."""
+    return CsvStore(paths).merge(files)
+
+
+@stage("merge-incoming", retry="io")
+def merge_incoming_files(paths: Paths) -> MergeReport:
+    """Merge `data/incoming/` into the store; bad files go to `incoming/rejected/` with the reason."""
+    report = merge_incoming(CsvStore(paths))
+    for name, error in report.rejected.items():
+        get_run_logger().error("rejected %s: %s", name, error)
+    return report
+
+
+@stage("read-prices", retry="io")
+def read_prices(paths: Paths, ticker: str) -> pd.DataFrame:
+    """One ticker's prices from the store."""
+    return CsvStore(paths).read(ticker)

@@ -1,0 +1,45 @@
+"""Tasks of the training pipeline: prepare (split, scale, window), train, evaluate, plot."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from matplotlib.figure import Figure
+from prefect import get_run_logger
+
+from pricecast.config import Config, ModelConfig, TrainingConfig
+from pricecast.prices.parse import PriceFile
+from pricecast.stages import evaluate as evaluation
+from pricecast.stages import model, plot, prepare
+from tasks import stage
+
+if TYPE_CHECKING:
+    import keras
+
+
+@stage("prepare")
+def prepare_data(prices: PriceFile, test: PriceFile | None, config: Config) -> prepare.Prepared:
+    """Split by date (enough rows for the lookback?), scale on the training days only, cut windows."""
+    return prepare.prepare(prices, test, config)
+
+
+@stage("train")
+def train_model(prepared: prepare.Prepared, model_config: ModelConfig, config: TrainingConfig) -> model.Fitted:
+    """Fit, logging progress to the flow run's log."""
+    windows = prepared.windows
+    return model.fit_model(
+        windows.x_train, windows.y_train, model_config, config, model.progress(config.epochs, get_run_logger().info)
+    )
+
+
+@stage("evaluate")
+def evaluate_model(network: keras.Model, prepared: prepare.Prepared, target: str) -> evaluation.Evaluation:
+    """Predict the test days, back in price units, and score them beside the naive forecast."""
+    return evaluation.evaluate_model(network, prepared, target)
+
+
+@stage("plot")
+def plot_run(history: dict[str, list[float]], predictions: pd.DataFrame, ticker: str, target: str) -> dict[str, Figure]:
+    """The loss per epoch and the test days' predictions beside the naive forecast."""
+    return plot.run_figures(history, predictions, ticker, target)
