@@ -16,7 +16,7 @@ from pricecast.prices.store import CsvStore
 from pricecast.stages.plot import forecast_figure
 from pricecast.tracking import connect, registry, runs
 from tasks.forecast import append_forecasts, forecast_range, load_model
-from tasks.prices import read_prices
+from tasks.prices import read_ticker_prices
 from tasks.tracking import publish_forecast
 
 
@@ -36,7 +36,7 @@ class Forecast:
 def forecast_ticker(config: Config, ticker: str, start: date | None = None, end: date | None = None) -> Forecast:
     """Forecast one ticker from its champion (else its latest version); record the forecasts everywhere."""
     paths, horizon = config.paths(), config.forecast.horizon
-    frame = read_prices(paths, ticker)
+    frame = read_ticker_prices(paths, ticker)
     ref, model = load_model(ticker)
     if ref.alias is None:
         get_run_logger().warning("%s has no champion yet: forecasting with %s", ticker, ref.label)

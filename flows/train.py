@@ -31,9 +31,7 @@ def train(config: Config = Config()) -> runs.RunRecord:
         evaluation = evaluate_model(fitted.model, prepared, target)
         figures = plot_run(fitted.history, evaluation.predictions, prices.ticker, target)
         # Log everything and register the model as a new version, last.
-        record = log_and_register(
-            config, prices.ticker, fitted, evaluation, figures, prepared.scaled.scaler, prepared.split.train
-        )
+        record = log_and_register(config, prices.ticker, fitted, evaluation, figures, prepared)
     # Publish the metrics table and the run link as a Prefect artifact.
     publish_training(prices.ticker, record, date_range(prepared.split.test))
     return record

@@ -40,6 +40,6 @@ def merge_incoming_files(paths: Paths) -> MergeReport:
 
 
 @stage("read-prices", retry="io")
-def read_prices(paths: Paths, ticker: str) -> pd.DataFrame:
+def read_ticker_prices(paths: Paths, ticker: str) -> pd.DataFrame:
     """One ticker's prices from the store."""
     return CsvStore(paths).read(ticker)

@@ -5,28 +5,22 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from sklearn.preprocessing import MinMaxScaler
 
 from pricecast import report
 from pricecast.config import Config
 from pricecast.stages.evaluate import Evaluation
 from pricecast.stages.model import Fitted
+from pricecast.stages.prepare import Prepared
 from pricecast.tracking import registry, runs
 from tasks import stage
 
 
 @stage("log-and-register")
 def log_and_register(
-    config: Config,
-    ticker: str,
-    fitted: Fitted,
-    evaluation: Evaluation,
-    figures: dict[str, Figure],
-    scaler: MinMaxScaler,
-    history: pd.DataFrame,
+    config: Config, ticker: str, fitted: Fitted, evaluation: Evaluation, figures: dict[str, Figure], prepared: Prepared
 ) -> runs.RunRecord:
     """Log metrics, plots, predictions and the model in the active run; register the model last."""
-    return runs.log_results(config, ticker, fitted, evaluation, figures, scaler, history)
+    return runs.log_results(config, ticker, fitted, evaluation, figures, prepared)
 
 
 @stage("publish-training")

@@ -105,3 +105,20 @@ def test_mlflow_tracking_uri_from_the_environment(monkeypatch: pytest.MonkeyPatc
     assert config_from("--tracking-uri", "sqlite:///x.db").tracking.tracking_uri == "sqlite:///x.db"
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert config_from().tracking.tracking_uri is None
+
+
+def test_one_ticker_takes_no_comma_and_several_have_their_own_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    from pricecast.cli import main
+    from pricecast.cli.commands import _tickers
+
+    with pytest.raises(ValidationError, match=r"ticker 'GOOG,IBM' is one ticker, not a list: .* --tickers GOOG,IBM"):
+        config_from("--ticker", "GOOG,IBM")
+    assert main(["train", "--ticker", "GOOG,IBM"]) == 2
+    assert "--tickers GOOG,IBM" in capsys.readouterr().err
+    for argv, expected in (
+        (["retrain", "--tickers", "goog, ibm"], ["GOOG", "IBM"]),
+        (["retrain", "--ticker", "goog"], ["GOOG"]),
+        (["forecast"], None),
+    ):
+        args = parser().parse_args(argv)
+        assert _tickers(build_config(args), args) == expected

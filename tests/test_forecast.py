@@ -43,9 +43,9 @@ def trained(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     kept = {}
     original = runs.log_results
 
-    def keep(config, ticker, fitted, evaluation, figures, scaler, history):  # noqa: ANN001, ANN202 - same arguments as log_results
-        kept.update(network=fitted.model, scaler=scaler)
-        return original(config, ticker, fitted, evaluation, figures, scaler, history)
+    def keep(config, ticker, fitted, evaluation, figures, prepared):  # noqa: ANN001, ANN202 - log_results' arguments
+        kept.update(network=fitted.model, scaler=prepared.scaled.scaler)
+        return original(config, ticker, fitted, evaluation, figures, prepared)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runs, "log_results", keep)

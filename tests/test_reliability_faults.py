@@ -372,7 +372,7 @@ def test_a_full_disk_while_writing_the_store_keeps_the_old_store(
         state.result()
     assert store_file.read_bytes() == before and len(hit) == 1  # not retried
     assert sorted(p.name for p in store_file.parent.iterdir()) == [".lock", "TATA.csv"]
-    run_count, states = task_runs(state.state_details.flow_run_id)["store"]
+    run_count, states = task_runs(state.state_details.flow_run_id)["store-prices"]
     assert run_count == 1 and states[-1] == "Failed"
     client = client_for(tmp_path)
     assert len(all_runs(client)) == 1 and versions(client) == ["1"]

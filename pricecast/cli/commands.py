@@ -67,9 +67,11 @@ def cmd_ui(config: Config, args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
-def _tickers(args: argparse.Namespace) -> list[str] | None:
-    """`--tickers A,B` (or `--tickers A`); none means every ticker in the store."""
-    return [t.strip().upper() for t in args.tickers.split(",") if t.strip()] if args.tickers else None
+def _tickers(config: Config, args: argparse.Namespace) -> list[str] | None:
+    """`--tickers A,B`, else `--ticker A`; neither means every ticker in the store."""
+    if args.tickers:
+        return [t.strip().upper() for t in args.tickers.split(",") if t.strip()]
+    return [config.data.ticker] if config.data.ticker else None
 
 
 def cmd_retrain(config: Config, args: argparse.Namespace) -> int:
@@ -77,7 +79,7 @@ def cmd_retrain(config: Config, args: argparse.Namespace) -> int:
     from pricecast.tracking.connect import preflight
 
     preflight(config.tracking, config.paths())
-    decisions = retrain(config, _tickers(args), args.force)
+    decisions = retrain(config, _tickers(config, args), args.force)
     for d in decisions:
         print(f"{d.ticker}: {d.action}: {d.reason}")
     if not decisions:
@@ -122,7 +124,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     from pricecast.tracking.connect import connect
 
     connect(config.tracking, config.paths())
-    tickers = _tickers(args) or CsvStore(config.paths()).tickers()
+    tickers = _tickers(config, args) or CsvStore(config.paths()).tickers()
     if not tickers:
         print(f"No tickers in {config.paths().prices} yet.")
     for ticker in tickers:
@@ -135,7 +137,7 @@ def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
     from pricecast.tracking.connect import preflight
 
     preflight(config.tracking, config.paths())
-    for result in forecast(config, _tickers(args), args.start, args.end):
+    for result in forecast(config, _tickers(config, args), args.start, args.end):
         print(f"\n{result.ticker}: forecasts from {result.model} (MLflow run {result.run_id})")
         shown = result.rows[["as_of", "date", "forecast", "naive", "actual", "error"]].dropna(axis="columns", how="all")
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -206,9 +208,9 @@ def cmd_trigger(config: Config, args: argparse.Namespace) -> int:
 
     extra = {
         "train": {},
-        "retrain": {"tickers": _tickers(args), "force": args.force},
+        "retrain": {"tickers": _tickers(config, args), "force": args.force},
         "forecast": {
-            "tickers": _tickers(args),
+            "tickers": _tickers(config, args),
             "start": args.start and str(args.start),
             "end": args.end and str(args.end),
         },

@@ -30,11 +30,11 @@ from pricecast.tracking import registry
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-    from sklearn.preprocessing import MinMaxScaler
 
     from pricecast.prices.parse import PriceFile
     from pricecast.stages.evaluate import Evaluation
     from pricecast.stages.model import Fitted
+    from pricecast.stages.prepare import Prepared
     from pricecast.stages.split import Split
 
 
@@ -201,13 +201,7 @@ def log_history(history: dict[str, list[float]]) -> None:
 
 
 def log_results(
-    config: Config,
-    ticker: str,
-    fitted: Fitted,
-    evaluation: Evaluation,
-    figures: dict[str, Figure],
-    scaler: MinMaxScaler,
-    history: pd.DataFrame,
+    config: Config, ticker: str, fitted: Fitted, evaluation: Evaluation, figures: dict[str, Figure], prepared: Prepared
 ) -> RunRecord:
     """Log metrics, plots, predictions, scaler and model in the active run; register the model last.
 
@@ -224,9 +218,11 @@ def log_results(
             folder = Path(tmp)
             evaluation.predictions.to_csv(folder / "predictions.csv", index=False, date_format="%Y-%m-%d")
             mlflow.log_artifact(str(folder / "predictions.csv"))
-            joblib.dump(scaler, folder / "scaler.joblib")
+            joblib.dump(prepared.scaled.scaler, folder / "scaler.joblib")
             mlflow.log_artifact(str(folder / "scaler.joblib"))
-        model_uri = registry.log_model(fitted.model, scaler, config.window.lookback, config.data.target, history)
+        model_uri = registry.log_model(
+            fitted.model, prepared.scaled.scaler, config.window.lookback, config.data.target, prepared.split.train
+        )
         tags = mlflow.get_run(run.info.run_id).data.tags
         description = (
             f"{config.model.cell}({config.model.units}) on {ticker} {config.data.target}, "
