@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from pricecast.errors import EXPECTED_ERRORS
 
 
 def results(states: dict[str, Any], what: str) -> list[Any]:
@@ -13,3 +16,23 @@ def results(states: dict[str, Any], what: str) -> list[Any]:
             f"{what} failed for {', '.join(failed)}: " + "; ".join(f"{t}: {e}" for t, e in failed.items())
         )
     return [state.result() for state in states.values()]
+
+
+class _NoTracebackForExpectedErrors(logging.Filter):
+    """Keep the message of a log record about an expected error (bad data, a server down), drop its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], EXPECTED_ERRORS):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_expected_errors() -> None:
+    """Log expected errors in one line on every handler Prefect logs to (the terminal and the API, so its UI too).
+
+    Each flow calls it first; Prefect has set up its handlers by then, and adding the filter twice is a no-op.
+    """
+    for logger in (logging.getLogger(), logging.getLogger("prefect")):
+        for handler in logger.handlers:
+            if not any(isinstance(f, _NoTracebackForExpectedErrors) for f in handler.filters):
+                handler.addFilter(_NoTracebackForExpectedErrors())

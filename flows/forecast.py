@@ -9,7 +9,7 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows import results
+from flows import quiet_expected_errors, results
 from pricecast.config import Config
 from pricecast.forecast import labelled, score
 from pricecast.prices.store import CsvStore
@@ -35,6 +35,7 @@ class Forecast:
 @flow(name="forecast-ticker", flow_run_name="forecast-{ticker}")
 def forecast_ticker(config: Config, ticker: str, start: date | None = None, end: date | None = None) -> Forecast:
     """Forecast one ticker from its champion (else its latest version); record the forecasts everywhere."""
+    quiet_expected_errors()
     paths, horizon = config.paths(), config.forecast.horizon
     frame = read_ticker_prices(paths, ticker)
     ref, model = load_model(ticker)
@@ -57,6 +58,7 @@ def forecast(
     config: Config = Config(), tickers: list[str] | None = None, start: date | None = None, end: date | None = None
 ) -> list[Forecast]:
     """Forecast the given tickers (default: every ticker in the store); with `start`/`end`, every day of that range."""
+    quiet_expected_errors()
     paths = config.paths()
     connect.connect(config.tracking, paths)
     chosen = [t.upper() for t in tickers or CsvStore(paths).tickers()]

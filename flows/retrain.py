@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows import results
+from flows import quiet_expected_errors, results
 from flows.forecast import forecast
 from flows.train import train
 from pricecast.config import Config
@@ -18,6 +18,7 @@ from tasks.promote import check_store, judge, record_decision
 @flow(name="retrain-ticker", flow_run_name="retrain-{ticker}")
 def retrain_ticker(config: Config, ticker: str, force: bool = False) -> Decision:
     """One ticker: skip when the store has not changed, else train a challenger and decide."""
+    quiet_expected_errors()
     paths = config.paths()
     # Read the store; stop when it is what the champion (or the last challenger) was trained on.
     frame, skipped = check_store(paths, ticker, force)
@@ -37,6 +38,7 @@ def retrain_ticker(config: Config, ticker: str, force: bool = False) -> Decision
 @flow(name="retrain")
 def retrain(config: Config = Config(), tickers: list[str] | None = None, force: bool = False) -> list[Decision]:
     """Merge `data/incoming/`, retrain the given tickers (default: all in the store), forecast the changed ones."""
+    quiet_expected_errors()
     paths = config.paths()
     connect.connect(config.tracking, paths)
     # Merge new files into the store; bad ones go to incoming/rejected/ with the reason.

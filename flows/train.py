@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
+from flows import quiet_expected_errors
 from pricecast.config import Config
 from pricecast.stages.split import date_range
 from pricecast.tracking import connect, runs
@@ -16,6 +17,7 @@ from tasks.tracking import log_and_register, publish_training
 @flow(name="train")
 def train(config: Config = Config()) -> runs.RunRecord:
     """Train one ticker's forecaster, evaluate it against the naive forecast, log and register it."""
+    quiet_expected_errors()
     paths, target = config.paths(), config.data.target
     connect.connect(config.tracking, paths)
     # Ingest: read and validate the prices (a user file or the embedded default).

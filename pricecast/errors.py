@@ -28,3 +28,7 @@ class DiskFullError(OSError):
 
     def __str__(self) -> str:
         return self.strerror
+
+
+#: Errors that are the user's or the environment's, not the code's: one line, never a traceback.
+EXPECTED_ERRORS = (DataError, TrackingError, DiskFullError)

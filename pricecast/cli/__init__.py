@@ -38,6 +38,11 @@ class Stopped(BaseException):
     """
 
 
+def config_errors(exc: ValidationError) -> str:
+    """A config's validation errors on one line: `group.field = value: what is wrong`."""
+    return "; ".join(f"{'.'.join(map(str, e['loc']))} = {e['input']!r}: {e['msg']}" for e in exc.errors())
+
+
 def _stop(signum: int, frame: object) -> None:
     raise Stopped(f"stopped by {signal.Signals(signum).name}")
 
@@ -59,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = build_config(args)
         return COMMANDS[args.command][0](config, args)
     except ValidationError as exc:
-        print(f"pricecast: invalid config:\n{exc}", file=sys.stderr)
+        print(f"pricecast: invalid config: {config_errors(exc)}", file=sys.stderr)
     except (DataError, FileNotFoundError, LookupError) as exc:
         print(f"pricecast: {exc}", file=sys.stderr)
     except (TrackingError, DiskFullError) as exc:

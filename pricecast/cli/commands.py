@@ -34,6 +34,9 @@ def _print_record(record: Any) -> None:
 
 
 def cmd_train(config: Config, args: argparse.Namespace) -> int:
+    from pricecast.stages.prepare import check_inputs
+
+    check_inputs(config)  # bad input is one line in a second, before MLflow, Prefect or TensorFlow load
     from flows.train import train
     from pricecast.tracking.connect import preflight
 

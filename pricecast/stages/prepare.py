@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from pricecast.config import Config
 from pricecast.prices.parse import PriceFile
+from pricecast.prices.sources import check_jumps, load_prices
 from pricecast.stages.scale import Scaled, scale_split
 from pricecast.stages.split import Split, split_prices
 from pricecast.stages.window import Windows, window_split
@@ -28,3 +29,17 @@ def prepare(prices: PriceFile, test: PriceFile | None, config: Config) -> Prepar
     split = split_prices(prices, test, config.split, config.window.lookback)
     scaled = scale_split(split, config.data.target, config.scaling)
     return Prepared(split, scaled, window_split(scaled.train, scaled.test, config.window.lookback, prices.source))
+
+
+def check_inputs(config: Config) -> Prepared:
+    """Read, validate and prepare a training run's files as the flow will, so bad input fails before any server.
+
+    Raises:
+        DataError: the first problem, naming the file, line, column and value.
+    """
+    prices = load_prices(config.data.path, config.data.ticker)
+    test = load_prices(config.split.test_path, prices.ticker) if config.split.test_path else None
+    for given in (prices, test):
+        if given is not None:
+            check_jumps(given, config.data)  # raises when on_jump is "error"; the flow logs the warnings
+    return prepare(prices, test, config)
