@@ -42,7 +42,7 @@ def retrain(config: Config = Config(), tickers: list[str] | None = None, force: 
     paths = config.paths()
     connect.connect(config.tracking, paths)
     # Merge new files into the store; bad ones go to incoming/rejected/ with the reason.
-    merge_incoming_files(paths)
+    merge_incoming_files(paths, config.window.lookback + 1 + config.promotion.holdout_days)
     # Retrain each ticker; one ticker's failure does not stop the others, but fails the run.
     chosen = [t.upper() for t in tickers or CsvStore(paths).tickers()]
     states = {t: retrain_ticker(config, t, force, return_state=True) for t in chosen}

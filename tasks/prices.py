@@ -31,9 +31,9 @@ def store_prices(paths: Paths, *files: PriceFile) -> set[str]:
 
 
 @stage("merge-incoming", retry="io")
-def merge_incoming_files(paths: Paths) -> MergeReport:
-    """Merge `data/incoming/` into the store; bad files go to `incoming/rejected/` with the reason."""
-    report = merge_incoming(CsvStore(paths))
+def merge_incoming_files(paths: Paths, min_rows: int) -> MergeReport:
+    """Merge `data/incoming/` into the store; bad files, and new tickers too short to train, go to `rejected/`."""
+    report = merge_incoming(CsvStore(paths), min_rows)
     for name, error in report.rejected.items():
         get_run_logger().error("rejected %s: %s", name, error)
     return report

@@ -120,3 +120,25 @@ def test_add_puts_a_file_in_incoming_under_its_ticker(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"Value 'x' in bad.csv line 2, column 'Open'"):
         add_incoming(write(tmp_path / "bad.csv", "\n".join([HEADER, "2020-01-01,x,1,1,1,1"])), CsvStore(paths), "ACME")
     assert not (paths.incoming / "ACME_bad.csv").exists()
+
+
+def test_a_file_that_would_start_a_short_new_ticker_is_rejected_naming_the_known_ones(tmp_path: Path) -> None:
+    paths = paths_in(tmp_path)
+    drop(paths, "TATAGLOBAL.csv", [f"2020-01-{d:02d},1,1,1,1,1" for d in range(1, 11)])
+    assert merge_incoming(CsvStore(paths), min_rows=5).tickers == {"TATAGLOBAL"}  # long enough: a new ticker
+    drop(paths, "TATAGLOBAL-fix.csv", ["2020-01-11,1,1,1,1,1"])
+    report = merge_incoming(CsvStore(paths), min_rows=5)
+    assert report.tickers == set() and CsvStore(paths).tickers() == ["TATAGLOBAL"]
+    assert report.rejected["TATAGLOBAL-fix.csv"] == (
+        "TATAGLOBAL-fix.csv would start a new ticker 'TATAGLOBAL-FIX' with 1 row, fewer than the 5 training needs; "
+        "known tickers: TATAGLOBAL. Name files TICKER_anything.csv (e.g. TATAGLOBAL_TATAGLOBAL-fix.csv) or give them "
+        "a Ticker column; to start a new ticker anyway: `pricecast add TATAGLOBAL-fix.csv --ticker NEW`"
+    )
+    assert (paths.incoming / "rejected" / "TATAGLOBAL-fix.csv.error.txt").exists()
+    # Named after a known ticker, one row is fine; `add --ticker NEW` starts a short ticker on purpose.
+    drop(paths, "TATAGLOBAL_fix.csv", ["2020-01-11,1,1,1,1,1"])
+    source = write(tmp_path / "fix.csv", "\n".join([HEADER, "2020-01-11,1,1,1,1,1"]))
+    add_incoming(source, CsvStore(paths), "new")
+    report = merge_incoming(CsvStore(paths), min_rows=5)
+    assert report.merged == ["NEW_fix.csv", "TATAGLOBAL_fix.csv"] and report.tickers == {"NEW", "TATAGLOBAL"}
+    assert not (paths.incoming / ".added" / "NEW_fix.csv").exists()
