@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 # Offline (no analytics, no telemetry): `pricecast.config.go_offline`, called by the CLI, the tests and the benchmarks.
 
-.PHONY: run test serve ui bench clean
+.PHONY: run test server serve ui bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ test: $(STAMP)  ## format and lint checks, then the whole test suite
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(ARGS)
+
+server: $(STAMP)  ## start this home's long-lived Prefect server in the background (`pricecast server stop` stops it)
+	$(BIN)/pricecast server start $(ARGS)
 
 serve: $(STAMP)  ## serve the deployments (schedules and manual triggers) until stopped
 	$(BIN)/pricecast serve $(ARGS)

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 
-from pricecast.config import Config, go_offline, merged
+from pricecast import prefect_server
+from pricecast.config import Config, merged
 
 DEPLOYMENT = "pricecast"
 
@@ -16,38 +13,6 @@ DEPLOYMENT = "pricecast"
 def api_url(config: Config) -> str:
     """PREFECT_API_URL when set, else the local server `pricecast serve` starts."""
     return os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{config.schedule.prefect_port}/api"
-
-
-def start_server(config: Config, timeout: float = 120) -> subprocess.Popen:
-    """Start `prefect server start` on 127.0.0.1 and wait until its API answers."""
-    url = api_url(config)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(config.schedule.prefect_port),
-        ],
-        env=go_offline({**os.environ, "PREFECT_UI_API_URL": url}),
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(
-                f"prefect server exited with code {server.returncode} (is port {config.schedule.prefect_port} taken?)"
-            )
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                return server
-        except OSError:
-            time.sleep(1)
-    server.terminate()
-    raise RuntimeError(f"prefect server did not answer at {url} within {timeout:.0f} s")
 
 
 def deployments(config: Config) -> list:
@@ -87,7 +52,7 @@ def serve(config: Config) -> None:
     """Serve the deployments until stopped, with a local Prefect server when PREFECT_API_URL is not set."""
     server = None
     if "PREFECT_API_URL" not in os.environ:
-        server = start_server(config)
+        server = prefect_server.start(config.schedule.prefect_port, dict(os.environ))
         os.environ["PREFECT_API_URL"] = api_url(config)
     try:
         from prefect import serve as prefect_serve

@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pricecast.prefect_server import answers
+
 pytestmark = pytest.mark.slow
 PRICECAST = [sys.executable, "-m", "pricecast.cli"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +41,11 @@ def api(port: int, path: str, body: dict | None = None) -> object:
 
 @pytest.fixture
 def served(tmp_path: Path, shared_data: Path):
-    """`pricecast serve` in its own process with its own Prefect home; stopped with Ctrl+C."""
+    """`pricecast serve` in its own process with its own Prefect home; stopped with SIGTERM.
+
+    SIGTERM, not SIGINT: a process started by a background job (`make test &`, nohup, some CI
+    runners) ignores SIGINT, and `pricecast serve` stops cleanly on SIGTERM.
+    """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), PRICECAST_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
@@ -65,8 +71,9 @@ def served(tmp_path: Path, shared_data: Path):
         yield port, env, tmp_path
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=60)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 0, (tmp_path / "serve.log").read_text()[-3000:]
+            assert not answers(f"http://127.0.0.1:{port}/api")  # its Prefect server stopped with it
         log.close()
 
 
@@ -171,3 +178,33 @@ def test_ui_serves_the_store(tmp_path: Path, shared_data: Path) -> None:
     finally:
         ui.terminate()
         ui.wait(timeout=30)
+
+
+def test_a_long_lived_server_is_used_by_every_command_of_its_home(tmp_path: Path, shared_data: Path) -> None:
+    """`pricecast server start`, then a training runs on it (no temporary server); `stop` ends it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+    home = ["--home", str(tmp_path / "home")]
+    data = tmp_path / "tata.csv"
+    data.write_text("\n".join((shared_data / "NSETATAGLOBAL.csv").read_text().splitlines()[:151]) + "\n")
+
+    def pricecast(*args: str) -> subprocess.CompletedProcess:
+        command = [*PRICECAST, *args, *home]
+        return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+    assert pricecast("server", "status").returncode == 3
+    started = pricecast("server", "start")
+    assert started.returncode == 0, started.stderr[-3000:]
+    try:
+        url = started.stdout.split("PREFECT_API_URL=")[1].split()[0]
+        assert pricecast("server", "status").stdout.startswith(f"Prefect server running on {url}")
+        trained = pricecast("train", "--data", str(data), "--ticker", "TATA", "--epochs", "1", "--lookback", "5")
+        assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-3000:]
+        assert "temporary server" not in trained.stdout + trained.stderr
+        request = urllib.request.Request(f"{url}/flow_runs/filter", data=b"{}", method="POST")
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            runs = json.loads(response.read())
+        assert [r["state_type"] for r in runs] == ["COMPLETED"]
+    finally:
+        stopped = pricecast("server", "stop")
+    assert stopped.stdout.strip() == "Prefect server stopped" and not answers(url)

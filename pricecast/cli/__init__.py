@@ -16,6 +16,10 @@ from pydantic import ValidationError
 from pricecast.cli.commands import COMMANDS
 from pricecast.cli.flags import add_config_flags, build_config, config_fields, flag_name, given_values
 from pricecast.config import go_offline
+from pricecast.prefect_server import use_local_server
+
+#: Commands that talk to Prefect: they use the home's long-lived server when it runs.
+USES_PREFECT = {"train", "retrain", "forecast", "serve", "trigger"}
 
 __all__ = ["build_config", "config_fields", "flag_name", "given_values", "main", "parser"]
 
@@ -62,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         config = build_config(args)
+        if args.command in USES_PREFECT:
+            use_local_server(config.paths())
         return COMMANDS[args.command][0](config, args)
     except ValidationError as exc:
         print(f"pricecast: invalid config: {config_errors(exc)}", file=sys.stderr)

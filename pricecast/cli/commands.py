@@ -199,6 +199,23 @@ def _dates(p: argparse.ArgumentParser) -> None:
     _several(p)
 
 
+def cmd_server(config: Config, args: argparse.Namespace) -> int:
+    from pricecast.prefect_server import LocalServer
+
+    server = LocalServer(config.paths())
+    if args.action == "start":
+        url = server.start(args.port)
+        print(f"Prefect server on {url.removesuffix('/api')} (log {server.log}); every pricecast command of this home")
+        print(f"uses it while it runs; `pricecast server stop` stops it. Other tools: export PREFECT_API_URL={url}")
+    elif args.action == "stop":
+        print("Prefect server stopped" if server.stop() else f"No Prefect server was running for {config.paths().root}")
+    else:
+        url = server.url()
+        print(f"Prefect server running on {url} (log {server.log})" if url else "No Prefect server is running")
+        return 0 if url else 3
+    return 0
+
+
 def cmd_serve(config: Config, args: argparse.Namespace) -> int:
     from pricecast.deploy import serve
 
@@ -241,6 +258,11 @@ def _files(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _server_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--port", type=int, default=None, help="start: the port (default: a free one)")
+
+
 def _trigger_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("flow", choices=["train", "retrain", "forecast"], help="which served deployment to run")
     p.add_argument("--wait", action="store_true", help="wait for the run to finish")
@@ -269,5 +291,6 @@ COMMANDS = {
     ),
     "serve": (cmd_serve, "serve the train (manual) and retrain (scheduled) deployments until stopped", None),
     "trigger": (cmd_trigger, "run a served deployment now", _trigger_args),
+    "server": (cmd_server, "start, stop or check this home's long-lived Prefect server (faster runs)", _server_args),
     "ui": (cmd_ui, "open the MLflow UI on 127.0.0.1 against this store", None),
 }
