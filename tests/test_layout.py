@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -100,7 +101,10 @@ def test_library_tasks_and_flows_have_no_side_effects_at_import(tmp_path: Path) 
         "assert set(os.listdir('.')) == before, set(os.listdir('.')) - before\n"
         "assert 'MLFLOW_TRACKING_URI' not in os.environ\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # earlier tests may have set it
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 
