@@ -108,6 +108,12 @@ class TrainingConfig(_Group):
     validation_split: float = Field(0.1, ge=0.0, lt=1.0)
     learning_rate: float = Field(0.001, gt=0.0)
     seed: int = Field(42, description="Seeds Python, NumPy and TensorFlow; the same seed gives the same numbers.")
+    threads: int = Field(
+        1,
+        ge=0,
+        description="TensorFlow's threads within an op (0 = its default, one per core). One is faster for these "
+        "small networks and leaves the other core to the rest; the numbers do not change.",
+    )
 
 
 class TrackingConfig(_Group):

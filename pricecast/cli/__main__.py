@@ -1,7 +1,5 @@
 """`python -m pricecast.cli …` is the `pricecast` command."""
 
-import sys
+from pricecast.cli import run
 
-from pricecast.cli import main
-
-sys.exit(main())
+run()

@@ -51,6 +51,10 @@ def fit_model(
 
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(config.threads)
+    except RuntimeError:  # TensorFlow has run an op in this process already: its threads are set for good
+        pass
     model = build_model(model_config, x.shape[1], config.learning_rate)
     start = time.perf_counter()
     history = model.fit(
