@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -54,10 +55,8 @@ def serve(home: Path, port: int, env: dict[str, str], log: Path) -> subprocess.P
     while time.monotonic() < deadline:
         assert server.poll() is None, log.read_text()[-3000:]
         try:
-            with http.client.HTTPConnection("127.0.0.1", port, timeout=2) as probe:
-                probe.request("GET", "/ping")
-                if probe.getresponse().status == 200:
-                    return server
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                return server
         except OSError:
             time.sleep(1)
     raise RuntimeError("the model server did not start:\n" + log.read_text()[-3000:])

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: The repository root (the package is installed in editable mode by the Makefile).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +85,12 @@ class ScalingConfig(_Group):
 
     feature_min: float = 0.0
     feature_max: float = 1.0
+
+    @model_validator(mode="after")
+    def _increasing(self) -> ScalingConfig:
+        if self.feature_min >= self.feature_max:
+            raise ValueError(f"the range ({self.feature_min}, {self.feature_max}) is not increasing")
+        return self
 
 
 class WindowConfig(_Group):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from pricecast.config import ScalingConfig
 from pricecast.errors import DataError
@@ -70,7 +71,9 @@ def test_scaler_fits_on_training_values_only() -> None:
     scaler = fit_scaler(np.array([10.0, 20.0, 30.0]), ScalingConfig())
     assert transform(scaler, np.array([10.0, 30.0, 40.0])).tolist() == [0.0, 1.0, 1.5]
     assert inverse(scaler, np.array([0.5])).tolist() == [20.0]
+    with pytest.raises(ValidationError, match=r"the range \(1.0, 0.0\) is not increasing"):
+        ScalingConfig(feature_min=1, feature_max=0)  # refused with the config, before anything runs
     with pytest.raises(DataError, match=r"Scaling range \(1.0, 0.0\) is not increasing"):
-        fit_scaler(np.array([1.0, 2.0]), ScalingConfig(feature_min=1, feature_max=0))
+        fit_scaler(np.array([1.0, 2.0]), ScalingConfig.model_construct(feature_min=1.0, feature_max=0.0))
     with pytest.raises(DataError, match="no training values"):
         fit_scaler(np.array([]), ScalingConfig())

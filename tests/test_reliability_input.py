@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -323,3 +326,20 @@ def test_the_command_line_prints_one_line_and_exits_2(
         "a known column: did you mean 'Open'?"
     ]
     assert config.paths().store_file("TATA").read_bytes() == store
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_the_pricecast_command_answers_a_bad_file_in_one_line(case: str, shared_data: Path, tmp_path: Path) -> None:
+    """The real console script: exactly one line on its output, exit 2, before any server starts or store opens."""
+    edit, overrides, message = BAD_FILES[case]
+    bad = _slice(shared_data, tmp_path, edit)
+    flags = ["--test-data", str(bad)] if overrides.get("split") else []
+    flags += ["--on-jump", "error"] if overrides.get("data") else []
+    command = [str(Path(sys.executable).with_name("pricecast")), "train", "--data", str(bad), "--ticker", "TATA"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+    home = tmp_path / "home"
+    done = subprocess.run([*command, *flags, "--home", str(home)], env=env, capture_output=True, text=True)
+    output = (done.stdout + done.stderr).splitlines()
+    assert done.returncode == 2 and len(output) == 1, output
+    assert output[0].startswith("pricecast: ") and message in output[0]
+    assert not home.exists()  # nothing opened, nothing written

@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from flows.retrain import retrain
-from pricecast.cli.commands import status_lines
+from pricecast.cli.show import status_lines
 from pricecast.config import Config, PromotionConfig, TrainingConfig, WindowConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]

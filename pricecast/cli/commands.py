@@ -10,27 +10,10 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from pricecast.cli.flags import given_values
+from pricecast.cli.show import print_record, status_lines
 from pricecast.config import Config
-
-
-def _print_record(record: Any) -> None:
-    from pricecast.report import metrics_table
-
-    print(f"\nMLflow run {record.run_id} ({record.url})")
-    print(metrics_table(record.metrics))
-    verdict = "better" if record.metrics["skill"] > 0 else "no better"
-    print(
-        f"On these days the model is {verdict} than the naive forecast (tomorrow = today): skill "
-        f"{record.metrics['skill']:+.3f}."
-    )
-    print(
-        f"Registered model {record.model_name} version {record.version} (`pricecast retrain` decides whether it "
-        "becomes champion)."
-    )
-    print("Open the MLflow UI with `make ui` (or `pricecast ui`), then follow the run link above.")
 
 
 def cmd_train(config: Config, args: argparse.Namespace) -> int:
@@ -41,7 +24,7 @@ def cmd_train(config: Config, args: argparse.Namespace) -> int:
     from pricecast.tracking.connect import preflight
 
     preflight(config.tracking, config.paths())
-    _print_record(train(config))
+    print_record(train(config))
     return 0
 
 
@@ -103,25 +86,6 @@ def cmd_add(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def status_lines(ticker: str) -> list[str]:
-    """One ticker's champion, its metrics against naive, its training range and the last retrain decision."""
-    from pricecast.tracking import registry, runs
-
-    best = registry.champion(ticker)
-    line = f"{ticker}: champion none"
-    if best is not None:
-        metrics, tags = runs.run_data(best.run_id)
-        line = (
-            f"{ticker}: champion v{best.version} (MAE {metrics['mae']:.4g} vs naive {metrics['naive_mae']:.4g}; "
-            f"trained on {tags.get('data.train_range', '')})"
-        )
-    tags = registry.model_tags(ticker)
-    last = "none yet"
-    if "last_decision" in tags:
-        last = f"{tags['last_decision_at']}: {tags['last_decision']} v{tags['last_challenger']}: {tags['last_reason']}"
-    return [line, f"  last retrain decision: {last}"]
-
-
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
     from pricecast.prices.store import CsvStore
     from pricecast.tracking.connect import connect
@@ -136,11 +100,16 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
+    from pricecast.prices.store import CsvStore
+
+    tickers = _tickers(config, args)
+    for ticker in tickers or []:
+        CsvStore(config.paths()).read(ticker)  # an unknown ticker is one line now, before any server starts
     from flows.forecast import forecast
     from pricecast.tracking.connect import preflight
 
     preflight(config.tracking, config.paths())
-    for result in forecast(config, _tickers(config, args), args.start, args.end):
+    for result in forecast(config, tickers, args.start, args.end):
         print(f"\n{result.ticker}: forecasts from {result.model} (MLflow run {result.run_id})")
         shown = result.rows[["as_of", "date", "forecast", "naive", "actual", "error"]].dropna(axis="columns", how="all")
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

@@ -31,8 +31,11 @@ def prepare(prices: PriceFile, test: PriceFile | None, config: Config) -> Prepar
     return Prepared(split, scaled, window_split(scaled.train, scaled.test, config.window.lookback, prices.source))
 
 
-def check_inputs(config: Config) -> Prepared:
-    """Read, validate and prepare a training run's files as the flow will, so bad input fails before any server.
+def check_inputs(config: Config) -> Split:
+    """Read and validate a training run's files and split them as the flow will: bad input fails before any server.
+
+    Splitting checks there are enough rows for the lookback and the test days; scaling and windows
+    cannot fail on rows that pass, so they are left to the flow (and scikit-learn stays unloaded).
 
     Raises:
         DataError: the first problem, naming the file, line, column and value.
@@ -42,4 +45,4 @@ def check_inputs(config: Config) -> Prepared:
     for given in (prices, test):
         if given is not None:
             check_jumps(given, config.data)  # raises when on_jump is "error"; the flow logs the warnings
-    return prepare(prices, test, config)
+    return split_prices(prices, test, config.split, config.window.lookback)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.preprocessing import MinMaxScaler
 
 from pricecast.config import ScalingConfig
 from pricecast.errors import DataError
 from pricecast.stages.split import Split
+
+if TYPE_CHECKING:  # scikit-learn loads in a second: only when a scaler is fitted
+    from sklearn.preprocessing import MinMaxScaler
 
 
 def fit_scaler(values: np.ndarray, config: ScalingConfig) -> MinMaxScaler:
@@ -20,6 +23,8 @@ def fit_scaler(values: np.ndarray, config: ScalingConfig) -> MinMaxScaler:
     """
     if config.feature_min >= config.feature_max:
         raise DataError(f"Scaling range ({config.feature_min}, {config.feature_max}) is not increasing")
+    from sklearn.preprocessing import MinMaxScaler
+
     values = np.asarray(values, dtype="float64").reshape(-1, 1)
     if len(values) == 0:
         raise DataError("There are no training values to fit the scaler on")

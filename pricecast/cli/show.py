@@ -1,0 +1,42 @@
+"""What the commands print: a training run's result, a ticker's status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def print_record(record: Any) -> None:
+    """A training run's link, its metrics against naive, and its registered version."""
+    from pricecast.report import metrics_table
+
+    print(f"\nMLflow run {record.run_id} ({record.url})")
+    print(metrics_table(record.metrics))
+    verdict = "better" if record.metrics["skill"] > 0 else "no better"
+    print(
+        f"On these days the model is {verdict} than the naive forecast (tomorrow = today): skill "
+        f"{record.metrics['skill']:+.3f}."
+    )
+    print(
+        f"Registered model {record.model_name} version {record.version} (`pricecast retrain` decides whether it "
+        "becomes champion)."
+    )
+    print("Open the MLflow UI with `make ui` (or `pricecast ui`), then follow the run link above.")
+
+
+def status_lines(ticker: str) -> list[str]:
+    """One ticker's champion, its metrics against naive, its training range and the last retrain decision."""
+    from pricecast.tracking import registry, runs
+
+    best = registry.champion(ticker)
+    line = f"{ticker}: champion none"
+    if best is not None:
+        metrics, tags = runs.run_data(best.run_id)
+        line = (
+            f"{ticker}: champion v{best.version} (MAE {metrics['mae']:.4g} vs naive {metrics['naive_mae']:.4g}; "
+            f"trained on {tags.get('data.train_range', '')})"
+        )
+    tags = registry.model_tags(ticker)
+    last = "none yet"
+    if "last_decision" in tags:
+        last = f"{tags['last_decision_at']}: {tags['last_decision']} v{tags['last_challenger']}: {tags['last_reason']}"
+    return [line, f"  last retrain decision: {last}"]
