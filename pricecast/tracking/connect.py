@@ -20,6 +20,9 @@ from pricecast.errors import TrackingError
 from pricecast.prices.store import folder_lock
 from pricecast.tracking.runs import reconcile_dead_runs
 
+#: Stores this process has connected to and reconciled.
+_RECONCILED: set[str] = set()
+
 
 def tracking_uri(config: TrackingConfig, paths: Paths) -> str:
     """The config's URI, else SQLite inside `<home>/mlruns`.
@@ -35,7 +38,7 @@ def connect(config: TrackingConfig, paths: Paths) -> str:
 
     A tracking server is checked first and MLflow's own HTTP timeout and retries are bounded
     from the config, so an unreachable server fails in seconds, not minutes. Runs left RUNNING
-    by dead processes of this host are then marked KILLED.
+    by dead processes of this host are then marked KILLED, once per store and process.
 
     Raises:
         TrackingError: the tracking server does not answer; names the URI.
@@ -50,12 +53,15 @@ def connect(config: TrackingConfig, paths: Paths) -> str:
         check_server(uri, config.timeout_seconds)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if uri in _RECONCILED:  # a subflow (each ticker's training in a retrain) connects again: once is enough
+        return uri
     # The first use of a SQLite store creates its tables; two processes doing it at once collide.
     with folder_lock(paths.mlruns) if local else nullcontext():
         database = paths.mlruns / "mlflow.db"
         if uri == f"sqlite:///{database}" and not database.exists():
             new_database(database, (paths.mlruns / "artifacts" / "0").as_uri())
         reconcile_dead_runs()
+    _RECONCILED.add(uri)
     return uri
 
 
