@@ -12,7 +12,7 @@ from prefect.runtime import flow_run
 from flows import quiet_expected_errors, results
 from pricecast.config import Config
 from pricecast.forecast import labelled, score
-from pricecast.prices.store import CsvStore
+from pricecast.prices.stores import open_store
 from pricecast.stages.plot import forecast_figure
 from pricecast.tracking import connect, registry, runs
 from tasks.forecast import append_forecasts, forecast_range, load_model
@@ -36,8 +36,8 @@ class Forecast:
 def forecast_ticker(config: Config, ticker: str, start: date | None = None, end: date | None = None) -> Forecast:
     """Forecast one ticker from its champion (else its latest version); record the forecasts everywhere."""
     quiet_expected_errors()
-    paths, horizon = config.paths(), config.forecast.horizon
-    frame = read_ticker_prices(paths, ticker)
+    store, horizon = open_store(config), config.forecast.horizon
+    frame = read_ticker_prices(store, ticker)
     ref, model = load_model(ticker)
     if ref.alias is None:
         get_run_logger().warning("%s has no champion yet: forecasting with %s", ticker, ref.label)
@@ -48,7 +48,7 @@ def forecast_ticker(config: Config, ticker: str, start: date | None = None, end:
     target = registry.forecaster_of(model).target
     with runs.forecast_run(config, ticker, ref, title, flow_run.id) as run:
         runs.log_forecasts(rows, forecast_figure(frame, rows, title, target, config.forecast.plot_days), scores)
-        path = append_forecasts(paths, ticker, rows)
+        path = append_forecasts(store, ticker, rows)
     publish_forecast(ticker, rows, ref)
     return Forecast(ticker, ref.label, rows, scores, run.info.run_id, path)
 
@@ -61,6 +61,6 @@ def forecast(
     quiet_expected_errors()
     paths = config.paths()
     connect.connect(config.tracking, paths)
-    chosen = [t.upper() for t in tickers or CsvStore(paths).tickers()]
+    chosen = [t.upper() for t in tickers or open_store(config).tickers()]
     states = {t: forecast_ticker(config, t, start, end, return_state=True) for t in chosen}
     return results(states, "forecast")

@@ -7,6 +7,7 @@ from prefect.runtime import flow_run
 
 from flows import quiet_expected_errors
 from pricecast.config import Config
+from pricecast.prices.stores import open_store
 from pricecast.stages.split import date_range
 from pricecast.tracking import connect, runs
 from tasks.prices import ingest, store_prices
@@ -18,15 +19,15 @@ from tasks.tracking import log_and_register, publish_training
 def train(config: Config = Config()) -> runs.RunRecord:
     """Train one ticker's forecaster, evaluate it against the naive forecast, log and register it."""
     quiet_expected_errors()
-    paths, target = config.paths(), config.data.target
+    paths, target, store = config.paths(), config.data.target, open_store(config)
     connect.connect(config.tracking, paths)
-    # Ingest: read and validate the prices (a user file or the embedded default).
-    prices = ingest(config.data.path, config.data.ticker, config.data)
+    # Ingest: read and validate the prices (a user file, the embedded default, or the price store).
+    prices = ingest(config.data.path, config.data.ticker, config.data, store)
     test = ingest(config.split.test_path, prices.ticker, config.data) if config.split.test_path else None
     # Split by date (enough rows for the lookback?), scale on the training days only, cut windows.
     prepared = prepare_data(prices, test, config)
     # The input is valid: keep it in the ticker's store.
-    store_prices(paths, *[f for f in (prices, test) if f is not None])
+    store_prices(store, *[f for f in (prices, test) if f is not None])
     with runs.training_run(config, prices, prepared.split, flow_run.id):
         # Train, evaluate in price units beside the naive forecast, plot.
         fitted = train_model(prepared, config.model, config.training)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -62,6 +63,14 @@ class DataConfig(_Group):
     on_jump: Literal["warn", "error"] = Field(
         "warn", description="A move above max_jump: 'warn' logs it and trains on, 'error' refuses the file."
     )
+    store: str | None = Field(
+        None,
+        description="Price store: postgresql://user@host:port/db for a team's shared store; empty = PRICECAST_STORE, "
+        "else the CSV folder <home>/data/prices.",
+    )
+    from_store: bool = Field(
+        False, description="Train on the ticker's prices in the price store instead of a file (what retrain does)."
+    )
 
     @field_validator("ticker")
     @classmethod
@@ -69,6 +78,13 @@ class DataConfig(_Group):
         if v and "," in v:
             raise ValueError(f"ticker {v!r} is one ticker, not a list: commands that take several have --tickers {v}")
         return v.strip().upper() if v else v
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, v: str | None) -> str | None:
+        if v and v.split("://", 1)[0].split("+", 1)[0] not in ("postgresql", "postgres"):
+            raise ValueError("a price store is empty (the CSV folder) or postgresql://user@host:port/database")
+        return v or None
 
 
 class SplitConfig(_Group):
@@ -186,6 +202,20 @@ class ScheduleConfig(_Group):
     )
 
 
+class ParallelConfig(_Group):
+    """How retrain fans out over tickers: a Prefect task runner, each ticker's training in a process of its own."""
+
+    task_runner: Literal["threads", "processes", "dask"] = Field(
+        "threads", description="threads (in the flow's process), processes (spawned), dask (prefect-dask)."
+    )
+    max_workers: int | None = Field(
+        None, ge=1, description="Tickers trained at once; empty = 1 with threads (seeds are per process), else CPUs."
+    )
+    dask_address: str | None = Field(
+        None, description="Scheduler of an existing Dask cluster (tcp://host:8786); empty = a LocalCluster here."
+    )
+
+
 class Config(BaseModel):
     """Everything a run depends on. Defaults are the seed's choices."""
 
@@ -204,6 +234,11 @@ class Config(BaseModel):
     promotion: PromotionConfig = PromotionConfig()
     forecast: ForecastConfig = ForecastConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    parallel: ParallelConfig = ParallelConfig()
+
+    def store_url(self) -> str | None:
+        """The price store's URL (`--store`, else PRICECAST_STORE); None is the CSV folder of the home."""
+        return self.data.store or os.environ.get("PRICECAST_STORE") or None
 
     def paths(self) -> Paths:
         """The store locations, anchored once at the home folder."""
@@ -216,6 +251,7 @@ class Config(BaseModel):
         for group, values in self.model_dump(exclude={"home"}).items():
             for key, value in values.items():
                 out[f"{group}.{key}"] = "" if value is None else value
+        out["data.store"] = redact(self.store_url() or "")
         return out
 
 
@@ -242,6 +278,16 @@ class Paths(BaseModel):
 
     def store_file(self, ticker: str) -> Path:
         return self.prices / f"{ticker}.csv"
+
+
+def redact(url: str) -> str:
+    """A URL with its password replaced by ***, for params, logs and messages."""
+    parts = urlsplit(url)
+    return (
+        urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
+        if parts.password
+        else url
+    )
 
 
 def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

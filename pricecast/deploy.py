@@ -5,9 +5,19 @@ from __future__ import annotations
 import os
 
 from pricecast import prefect_server
-from pricecast.config import Config, merged
+from pricecast.config import PROJECT_ROOT, Config, merged
 
 DEPLOYMENT = "pricecast"
+
+#: Flows deployed on a work pool, by name: their entrypoints, relative to the project root.
+#: Backtest: add `"backtest": "flows/backtest.py:backtest"` here when that flow lands; `deploy_to_pool`
+#: and `trigger` take it from this table (and `pricecast trigger`'s choices from `FLOWS`).
+ENTRYPOINTS = {
+    "train": "flows/train.py:train",
+    "retrain": "flows/retrain.py:retrain",
+    "forecast": "flows/forecast.py:forecast",
+}
+FLOWS = list(ENTRYPOINTS)
 
 
 def api_url(config: Config) -> str:
@@ -23,8 +33,8 @@ def deployments(config: Config) -> list:
     from flows.retrain import retrain
     from flows.train import train
 
-    # The home is pinned, so every run of these deployments uses the store they were served for.
-    parameters = {"config": config.model_copy(update={"home": config.paths().root}).model_dump(mode="json")}
+    # The home and store are pinned, so every run of these deployments uses the store they were served for.
+    parameters = pinned(config)
     return [
         train.to_deployment(
             name=DEPLOYMENT,
@@ -46,6 +56,44 @@ def deployments(config: Config) -> list:
             description="Forecast every ticker from its champion, or backfill a past range.",
         ),
     ]
+
+
+def pinned(config: Config) -> dict:
+    """A deployment's parameters: the config with its home and price store pinned, so every run, on any
+    worker, uses the store it was deployed for."""
+    pins = {"home": config.paths().root, "data": config.data.model_copy(update={"store": config.store_url()})}
+    return {"config": config.model_copy(update=pins).model_dump(mode="json")}
+
+
+def deploy_to_pool(config: Config, pool: str, source: str | None = None) -> dict[str, str]:
+    """Register every flow of `ENTRYPOINTS` as `<flow>/pricecast` on a work pool; retrain with the schedule.
+
+    Any worker of the pool, on any machine pointed at the same servers, picks their runs up; it runs
+    the entrypoint from `source` (default: this project's root, which a worker on another machine needs
+    at the same path: a shared checkout or a `git clone`). Returns each deployment's id.
+    """
+    from prefect import Flow
+    from prefect.schedules import Cron
+
+    schedules = {"retrain": Cron(config.schedule.cron, timezone=config.schedule.timezone)}
+    ids = {}
+    for name, entrypoint in ENTRYPOINTS.items():
+        flow = Flow.from_source(source=source or str(PROJECT_ROOT), entrypoint=entrypoint)
+        ids[name] = str(
+            flow.deploy(
+                name=DEPLOYMENT,
+                work_pool_name=pool,
+                parameters=pinned(config),
+                schedule=schedules.get(name),
+                concurrency_limit=1,
+                description=f"pricecast {name} on the work pool {pool}",
+                build=False,
+                push=False,
+                print_next_steps=False,
+                ignore_warnings=True,
+            )
+        )
+    return ids
 
 
 def serve(config: Config) -> None:

@@ -17,6 +17,14 @@ class TrackingError(RuntimeError):
     """The MLflow tracking server cannot be reached. Not retried beyond the configured bound."""
 
 
+class StoreError(RuntimeError):
+    """The price store (a PostgreSQL server) cannot be reached; names the server, never a password."""
+
+
+class StackError(RuntimeError):
+    """A team stack that cannot start or be found; the message says what and where (one line for the CLI)."""
+
+
 class DiskFullError(OSError):
     """No space left while writing a file. Never retried: a full disk does not empty itself.
 
@@ -31,4 +39,4 @@ class DiskFullError(OSError):
 
 
 #: Errors that are the user's or the environment's, not the code's: one line, never a traceback.
-EXPECTED_ERRORS = (DataError, TrackingError, DiskFullError)
+EXPECTED_ERRORS = (DataError, TrackingError, DiskFullError, StoreError, StackError)

@@ -36,11 +36,13 @@ class Decision:
 
 
 def challenger_config(config: Config, ticker: str, paths: Paths) -> Config:
-    """The training config of a challenger: the ticker's store, its latest holdout days as test."""
+    """The training config of a challenger: the ticker's prices in the price store, its latest holdout days as test."""
     return config.model_copy(
         update={
             "home": paths.root,
-            "data": config.data.model_copy(update={"path": paths.store_file(ticker), "ticker": ticker}),
+            "data": config.data.model_copy(
+                update={"path": None, "from_store": True, "ticker": ticker, "store": config.store_url()}
+            ),
             "split": SplitConfig(test_days=config.promotion.holdout_days),
         }
     )

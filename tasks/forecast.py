@@ -8,8 +8,7 @@ import mlflow
 import pandas as pd
 
 from pricecast import forecast
-from pricecast.config import Paths
-from pricecast.prices.store import CsvStore
+from pricecast.prices.stores import PriceStore
 from pricecast.tracking import registry
 from tasks import stage
 
@@ -29,6 +28,6 @@ def forecast_range(
 
 
 @stage("append-forecasts", retry="io")
-def append_forecasts(paths: Paths, ticker: str, rows: pd.DataFrame) -> str:
-    """Add the forecasts to the ticker's forecasts file; returns its path."""
-    return str(CsvStore(paths).append_forecasts(ticker, rows, forecast.COLUMNS))
+def append_forecasts(store: PriceStore, ticker: str, rows: pd.DataFrame) -> str:
+    """Add the forecasts to the ticker's forecast log (a CSV file or a table); returns where they went."""
+    return str(store.append_forecasts(ticker, rows, forecast.COLUMNS))

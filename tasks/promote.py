@@ -6,17 +6,17 @@ import pandas as pd
 from prefect.artifacts import create_markdown_artifact
 
 from pricecast import promote, report
-from pricecast.config import Paths, PromotionConfig
-from pricecast.prices.store import CsvStore
+from pricecast.config import PromotionConfig
+from pricecast.prices.stores import PriceStore
 from pricecast.stages.split import date_range
 from pricecast.tracking.runs import RunRecord
 from tasks import stage
 
 
 @stage("check-store", retry="io")
-def check_store(paths: Paths, ticker: str, force: bool) -> tuple[pd.DataFrame, promote.Decision | None]:
+def check_store(store: PriceStore, ticker: str, force: bool) -> tuple[pd.DataFrame, promote.Decision | None]:
     """The ticker's prices, and a "skipped" decision when they are what the champion or the last challenger saw."""
-    frame = CsvStore(paths).read(ticker)
+    frame = store.read(ticker)
     return frame, None if force else promote.unchanged_since_last_version(ticker, frame)
 
 

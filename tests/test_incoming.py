@@ -29,10 +29,10 @@ def drop(paths, name: str, rows: list[str]) -> Path:
 def test_new_rows_appended_repeats_ignored_files_moved(tmp_path: Path) -> None:
     paths = paths_in(tmp_path)
     drop(paths, "ACME.csv", ["2020-01-02,2,2,2,2,1", "2020-01-01,1,1,1,1,1"])
-    report = merge_incoming(CsvStore(paths))
+    report = merge_incoming(CsvStore(paths), paths.incoming)
     assert report.merged == ["ACME.csv"] and report.tickers == {"ACME"}
     drop(paths, "ACME_more.csv", ["2020-01-02,2,2,2,2,1", "2020-01-03,3,3,3,3,1"])
-    report = merge_incoming(CsvStore(paths))
+    report = merge_incoming(CsvStore(paths), paths.incoming)
     assert report.tickers == {"ACME"}
     store = pd.read_csv(paths.store_file("ACME"))
     assert store["date"].tolist() == ["2020-01-01", "2020-01-02", "2020-01-03"]
@@ -40,7 +40,7 @@ def test_new_rows_appended_repeats_ignored_files_moved(tmp_path: Path) -> None:
     assert [p.name for p in paths.incoming.iterdir() if p.is_file()] == []
     # Only repeats: merged, nothing changed.
     drop(paths, "ACME.csv", ["2020-01-03,3,3,3,3,1"])
-    assert merge_incoming(CsvStore(paths)).tickers == set()
+    assert merge_incoming(CsvStore(paths), paths.incoming).tickers == set()
     assert len(list((paths.incoming / "processed").iterdir())) == 3  # the second ACME.csv did not overwrite the first
     assert CsvStore(paths).tickers() == ["ACME"]
 
@@ -48,10 +48,10 @@ def test_new_rows_appended_repeats_ignored_files_moved(tmp_path: Path) -> None:
 def test_conflicting_file_is_rejected_with_its_reason_and_the_store_is_unchanged(tmp_path: Path) -> None:
     paths = paths_in(tmp_path)
     drop(paths, "ACME.csv", ["2020-01-01,1,1,1,1,1", "2020-01-02,2,2,2,2,1"])
-    merge_incoming(CsvStore(paths))
+    merge_incoming(CsvStore(paths), paths.incoming)
     before = paths.store_file("ACME").read_bytes()
     drop(paths, "ACME_fix.csv", ["2020-01-03,3,3,3,3,1", "2020-01-02,2.5,2.5,2,2,1"])
-    report = merge_incoming(CsvStore(paths))
+    report = merge_incoming(CsvStore(paths), paths.incoming)
     assert list(report.rejected) == ["ACME_fix.csv"]
     assert (
         "ACME_fix.csv conflicts with the store for 2020-01-02: store ACME.csv has (open=2"
@@ -65,14 +65,14 @@ def test_conflicting_file_is_rejected_with_its_reason_and_the_store_is_unchanged
 def test_multi_ticker_file_checks_every_ticker_before_writing_any(tmp_path: Path) -> None:
     paths = paths_in(tmp_path)
     drop(paths, "B.csv", ["2020-01-01,5,5,5,5,1"])
-    merge_incoming(CsvStore(paths))
+    merge_incoming(CsvStore(paths), paths.incoming)
     before = paths.store_file("B").read_bytes()
     paths.incoming.mkdir(exist_ok=True)
     write(
         paths.incoming / "long.csv",
         "Date,Ticker,Open,High,Low,Close,Volume\n2020-01-01,A,1,1,1,1,1\n2020-01-01,B,6,6,6,6,1\n",
     )
-    report = merge_incoming(CsvStore(paths))
+    report = merge_incoming(CsvStore(paths), paths.incoming)
     assert "long.csv" in report.rejected
     assert not paths.store_file("A").exists() and paths.store_file("B").read_bytes() == before
 
@@ -80,7 +80,7 @@ def test_multi_ticker_file_checks_every_ticker_before_writing_any(tmp_path: Path
 def test_unreadable_values_are_rejected_by_name(tmp_path: Path) -> None:
     paths = paths_in(tmp_path)
     drop(paths, "ACME.csv", ["2020-01-01,1,1,1,1,1", "2020-01-32,2,2,2,2,1"])
-    report = merge_incoming(CsvStore(paths))
+    report = merge_incoming(CsvStore(paths), paths.incoming)
     assert report.rejected["ACME.csv"].startswith("Date '2020-01-32' in ACME.csv line 3, column 'Date'")
     assert not paths.store_file("ACME").exists()
 
@@ -94,7 +94,7 @@ def test_a_crash_between_write_and_rename_keeps_the_store_and_the_file(
 ) -> None:
     paths = paths_in(tmp_path)
     drop(paths, "ACME.csv", ["2020-01-01,1,1,1,1,1"])
-    merge_incoming(CsvStore(paths))
+    merge_incoming(CsvStore(paths), paths.incoming)
     before = paths.store_file("ACME").read_bytes()
     drop(paths, "ACME_new.csv", ["2020-01-02,2,2,2,2,1"])
 
@@ -103,22 +103,22 @@ def test_a_crash_between_write_and_rename_keeps_the_store_and_the_file(
 
     monkeypatch.setattr(store_module.os, "replace", crash)
     with pytest.raises(OSError, match="injected"):
-        merge_incoming(CsvStore(paths))
+        merge_incoming(CsvStore(paths), paths.incoming)
     assert paths.store_file("ACME").read_bytes() == before
     assert (paths.incoming / "ACME_new.csv").exists()  # still waiting: the next retrain merges it
     monkeypatch.undo()
-    assert merge_incoming(CsvStore(paths)).tickers == {"ACME"}
+    assert merge_incoming(CsvStore(paths), paths.incoming).tickers == {"ACME"}
 
 
 def test_add_puts_a_file_in_incoming_under_its_ticker(tmp_path: Path) -> None:
     paths = paths_in(tmp_path)
     source = write(tmp_path / "export.csv", "\n".join([HEADER, "2020-01-01,1,1,1,1,1"]))
-    staged = add_incoming(source, CsvStore(paths), "acme")
+    staged = add_incoming(source, paths.incoming, "acme")
     assert staged == paths.incoming / "ACME_export.csv" and source.exists()
-    assert merge_incoming(CsvStore(paths)).tickers == {"ACME"}
-    assert add_incoming(source, CsvStore(paths), None).name == "export.csv"
+    assert merge_incoming(CsvStore(paths), paths.incoming).tickers == {"ACME"}
+    assert add_incoming(source, paths.incoming, None).name == "export.csv"
     with pytest.raises(DataError, match=r"Value 'x' in bad.csv line 2, column 'Open'"):
-        add_incoming(write(tmp_path / "bad.csv", "\n".join([HEADER, "2020-01-01,x,1,1,1,1"])), CsvStore(paths), "ACME")
+        add_incoming(write(tmp_path / "bad.csv", "\n".join([HEADER, "2020-01-01,x,1,1,1,1"])), paths.incoming, "ACME")
     assert not (paths.incoming / "ACME_bad.csv").exists()
 
 

@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = parser().parse_args(argv)
     go_offline()
-    from pricecast.errors import DataError, DiskFullError, TrackingError
+    from pricecast.errors import DataError, DiskFullError, StackError, StoreError, TrackingError
 
     # During a flow Prefect's own handler turns SIGTERM into a crash of the flow run, then
     # hands the signal on to this one.
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pricecast: invalid config: {config_errors(exc)}", file=sys.stderr)
     except (DataError, FileNotFoundError, LookupError) as exc:
         print(f"pricecast: {exc}", file=sys.stderr)
-    except (TrackingError, DiskFullError) as exc:
+    except (TrackingError, DiskFullError, StoreError, StackError) as exc:
         print(f"pricecast: {exc}", file=sys.stderr)
         return 1
     except Stopped as exc:

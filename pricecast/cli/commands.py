@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pricecast.cli.flags import given_values
 from pricecast.cli.show import print_record, status_lines
+from pricecast.cli.team import cmd_deploy, cmd_stack, cmd_store, deploy_args, stack_args, store_args
 from pricecast.config import Config
 
 
@@ -69,8 +70,10 @@ def cmd_retrain(config: Config, args: argparse.Namespace) -> int:
     for d in decisions:
         print(f"{d.ticker}: {d.action}: {d.reason}")
     if not decisions:
+        from pricecast.prices.stores import open_store
+
         print(
-            f"No tickers in {config.paths().prices}: run `pricecast train` or drop price files in "
+            f"No tickers in {open_store(config).where}: run `pricecast train` or drop price files in "
             f"{config.paths().incoming}"
         )
     return 0
@@ -78,33 +81,33 @@ def cmd_retrain(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_add(config: Config, args: argparse.Namespace) -> int:
     from pricecast.prices.incoming import add_incoming
-    from pricecast.prices.store import CsvStore
 
     for source in args.files:
-        print(f"{source} -> {add_incoming(Path(source), CsvStore(config.paths()), config.data.ticker)}")
+        print(f"{source} -> {add_incoming(Path(source), config.paths().incoming, config.data.ticker)}")
     print("`pricecast retrain` (or the schedule of `pricecast serve`) merges them into the store.")
     return 0
 
 
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
-    from pricecast.prices.store import CsvStore
+    from pricecast.prices.stores import open_store
     from pricecast.tracking.connect import connect
 
     connect(config.tracking, config.paths())
-    tickers = _tickers(config, args) or CsvStore(config.paths()).tickers()
+    store = open_store(config)
+    tickers = _tickers(config, args) or store.tickers()
     if not tickers:
-        print(f"No tickers in {config.paths().prices} yet.")
+        print(f"No tickers in {store.where} yet.")
     for ticker in tickers:
         print("\n".join(status_lines(ticker)))
     return 0
 
 
 def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
-    from pricecast.prices.store import CsvStore
+    from pricecast.prices.stores import open_store
 
     tickers = _tickers(config, args)
     for ticker in tickers or []:
-        CsvStore(config.paths()).read(ticker)  # an unknown ticker is one line now, before any server starts
+        open_store(config).read(ticker)  # an unknown ticker is one line now, before any server starts
     from flows.forecast import forecast
     from pricecast.tracking.connect import preflight
 
@@ -233,7 +236,9 @@ def _server_args(p: argparse.ArgumentParser) -> None:
 
 
 def _trigger_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("flow", choices=["train", "retrain", "forecast"], help="which served deployment to run")
+    from pricecast.deploy import FLOWS
+
+    p.add_argument("flow", choices=FLOWS, help="which deployment (served, or on the work pool) to run")
     p.add_argument("--wait", action="store_true", help="wait for the run to finish")
     p.add_argument("--force", action="store_true", help="retrain: even when the store has not changed")
     _dates(p)
@@ -262,4 +267,15 @@ COMMANDS = {
     "trigger": (cmd_trigger, "run a served deployment now", _trigger_args),
     "server": (cmd_server, "start, stop or check this home's long-lived Prefect server (faster runs)", _server_args),
     "ui": (cmd_ui, "open the MLflow UI on 127.0.0.1 against this store", None),
+    "stack": (
+        cmd_stack,
+        "team mode: Prefect and MLflow servers on PostgreSQL and pool workers (up|status|down)",
+        stack_args,
+    ),
+    "deploy": (
+        cmd_deploy,
+        "team mode: register train, retrain, forecast on the work pool (retrain scheduled)",
+        deploy_args,
+    ),
+    "store": (cmd_store, "copy a local price store into a team one: store copy --from DIR --to URL", store_args),
 }

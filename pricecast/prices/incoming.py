@@ -9,7 +9,8 @@ from pathlib import Path
 
 from pricecast.errors import DataError
 from pricecast.prices.parse import PriceFile, read_prices
-from pricecast.prices.store import CsvStore, write_atomic
+from pricecast.prices.store import write_atomic
+from pricecast.prices.stores import PriceStore
 
 
 @dataclass
@@ -40,7 +41,7 @@ def _move(path: Path, folder: Path) -> Path:
 ADDED = ".added"
 
 
-def add_incoming(source: Path, store: CsvStore, ticker: str | None) -> Path:
+def add_incoming(source: Path, incoming: Path, ticker: str | None) -> Path:
     """Copy a checked price file into `data/incoming/` for the next retrain.
 
     With a ticker, the copy is named `<TICKER>_<name>` so the merge files it under that ticker
@@ -49,10 +50,10 @@ def add_incoming(source: Path, store: CsvStore, ticker: str | None) -> Path:
     """
     read_prices(source)
     name = f"{ticker.upper()}_{source.name}" if ticker else source.name
-    target = store.paths.incoming / name
+    target = incoming / name
     write_atomic(target, Path(source).read_bytes())
     if ticker:
-        write_atomic(store.paths.incoming / ADDED / name, ticker.upper().encode())
+        write_atomic(incoming / ADDED / name, ticker.upper().encode())
     return target
 
 
@@ -73,7 +74,7 @@ def check_new_tickers(files: list[PriceFile], known: list[str], min_rows: int, n
             )
 
 
-def merge_file(path: Path, store: CsvStore, min_rows: int = 1) -> set[str]:
+def merge_file(path: Path, store: PriceStore, min_rows: int = 1) -> set[str]:
     """Validate one incoming file and merge it into the store; returns the tickers it changed.
 
     Every ticker in the file is checked against the store before any store file is written, so a
@@ -88,15 +89,14 @@ def merge_file(path: Path, store: CsvStore, min_rows: int = 1) -> set[str]:
     return store.merge(files)
 
 
-def merge_incoming(store: CsvStore, min_rows: int = 1) -> MergeReport:
-    """Merge every file in `data/incoming/` (name order) into the store.
+def merge_incoming(store: PriceStore, incoming: Path, min_rows: int = 1) -> MergeReport:
+    """Merge every file in `incoming` (`data/incoming/` of the home; name order) into the store (CSV or PostgreSQL).
 
     A merged file moves to `incoming/processed/`; a rejected one to `incoming/rejected/` with
     `<name>.error.txt` beside it saying why; so does a file that would start a ticker with fewer
     than `min_rows` rows. I/O errors propagate (the task retries them).
     """
     report = MergeReport()
-    incoming = store.paths.incoming
     if not incoming.is_dir():
         return report
     with store.lock():

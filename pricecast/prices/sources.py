@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,9 @@ import pandas as pd
 from pricecast.config import DataConfig
 from pricecast.errors import DataError
 from pricecast.prices.parse import PriceFile, normalise, read_prices
+
+if TYPE_CHECKING:
+    from pricecast.prices.stores import PriceStore
 
 DEFAULT_TICKER = "GOOG"
 
@@ -83,6 +87,14 @@ def load_default(ticker: str | None = None) -> PriceFile:
     return PriceFile(ticker, frames[""], f"bokeh_sampledata.stocks.{ticker}")
 
 
-def load_prices(path: Path | None, ticker: str | None) -> PriceFile:
-    """A user file's prices for one ticker, or the embedded default when no path is given."""
+def load_prices(path: Path | None, ticker: str | None, store: PriceStore | None = None) -> PriceFile:
+    """A ticker's prices from `store` when one is given, else a user file's, else the embedded default.
+
+    Raises:
+        DataError: reading from the store without a ticker, or a ticker the store lacks.
+    """
+    if store is not None:
+        if not ticker:
+            raise DataError(f"Training from the price store {store.where} needs a ticker: give --ticker X")
+        return PriceFile(ticker, store.read(ticker), store.source(ticker))
     return load_default(ticker) if path is None else pick_ticker(read_prices(Path(path)), Path(path), ticker)

@@ -104,8 +104,26 @@ class CsvStore:
         self._guard = threading.RLock()
         self._depth = 0
 
+    def __repr__(self) -> str:
+        return f"CsvStore({self.paths.prices})"
+
+    def __getstate__(self) -> dict:  # picklable into a process or a Dask worker; the lock stays behind
+        return {"paths": self.paths}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["paths"])
+
+    @property
+    def where(self) -> str:
+        """The store, for messages."""
+        return str(self.paths.prices)
+
     def file(self, ticker: str) -> Path:
         return self.paths.store_file(ticker)
+
+    def source(self, ticker: str) -> str:
+        """Where a ticker's prices are, as a run's `data.source` tag shows it."""
+        return str(self.file(ticker))
 
     def tickers(self) -> list[str]:
         """Every ticker with prices, in name order."""
@@ -169,3 +187,8 @@ class CsvStore:
             both = pd.concat([pd.read_csv(path, dtype=str), rows], ignore_index=True) if path.exists() else rows
             write_atomic(path, both[columns].to_csv(index=False, lineterminator="\n").encode())
         return path
+
+    def read_forecasts(self, ticker: str) -> pd.DataFrame:
+        """A ticker's forecasts in the order written (text cells, as the file holds them)."""
+        path = self.paths.forecasts / f"{ticker}.csv"
+        return pd.read_csv(path, dtype=str) if path.exists() else pd.DataFrame()

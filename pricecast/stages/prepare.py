@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pricecast.config import Config
 from pricecast.prices.parse import PriceFile
 from pricecast.prices.sources import check_jumps, load_prices
+from pricecast.prices.stores import open_store
 from pricecast.stages.scale import Scaled, scale_split
 from pricecast.stages.split import Split, split_prices
 from pricecast.stages.window import Windows, window_split
@@ -40,7 +41,7 @@ def check_inputs(config: Config) -> Split:
     Raises:
         DataError: the first problem, naming the file, line, column and value.
     """
-    prices = load_prices(config.data.path, config.data.ticker)
+    prices = load_prices(config.data.path, config.data.ticker, open_store(config) if config.data.from_store else None)
     test = load_prices(config.split.test_path, prices.ticker) if config.split.test_path else None
     for given in (prices, test):
         if given is not None:

@@ -1,0 +1,44 @@
+"""One ticker's retrain as a flow, and the task that runs it on the fan-out's runner (thread, process, Dask worker).
+
+Its own module, imported by name, so a process or Dask worker unpickles the task by `flows.retrain_ticker`.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from flows import quiet_expected_errors
+from flows.train import train
+from pricecast.config import Config
+from pricecast.prices.stores import open_store
+from pricecast.promote import Decision, challenger_config
+from pricecast.tracking import connect
+from tasks import stage
+from tasks.promote import check_store, judge, record_decision
+
+
+@flow(name="retrain-ticker", flow_run_name="retrain-{ticker}")
+def retrain_ticker(config: Config, ticker: str, force: bool = False) -> Decision:
+    """One ticker: skip when the store has not changed, else train a challenger and decide."""
+    quiet_expected_errors()
+    paths = config.paths()
+    connect.connect(config.tracking, paths)  # in a process or Dask worker of its own, MLflow is not set up yet
+    # Read the store; stop when it is what the champion (or the last challenger) was trained on.
+    frame, skipped = check_store(open_store(config), ticker, force)
+    if skipped:
+        get_run_logger().info("%s: %s", ticker, skipped.reason)
+        return skipped
+    # Train a challenger on the store, tested on the latest holdout days.
+    challenger = train(challenger_config(config, ticker, paths))
+    # Score the champion on the same days and decide.
+    decision = judge(ticker, frame, challenger, config.promotion)
+    # Record the decision on both runs, the versions, the model; move the alias if promoted.
+    record_decision(decision, challenger.run_id, frame, config.promotion.holdout_days)
+    get_run_logger().info("%s: %s (%s)", ticker, decision.action, decision.reason)
+    return decision
+
+
+@stage("retrain-one")
+def retrain_one(config: Config, ticker: str, force: bool = False) -> Decision:
+    """`retrain_ticker` as a task, so the fan-out can place it on a thread, a process or a Dask worker."""
+    return retrain_ticker(config, ticker, force)
