@@ -1,9 +1,8 @@
 """One ticker's retrain as a flow, and the task that runs it on the fan-out's runner (thread, process, Dask worker).
 
-Its own module, imported by name, so a process or Dask worker unpickles the task by `flows.retrain_ticker`.
+No `from __future__ import annotations`: a process or Dask worker gets this flow by value (cloudpickle), and
+Prefect validates its parameters against real types, not their names.
 """
-
-from __future__ import annotations
 
 from prefect import flow, get_run_logger
 

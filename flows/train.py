@@ -1,6 +1,8 @@
-"""The training flow: the seed's forecaster, orchestrated by Prefect and recorded in MLflow."""
+"""The training flow: the seed's forecaster, orchestrated by Prefect and recorded in MLflow.
 
-from __future__ import annotations
+No `from __future__ import annotations`: a process or Dask worker of the retrain fan-out gets this flow
+by value (cloudpickle), and Prefect validates its parameters against real types, not their names.
+"""
 
 from prefect import flow
 from prefect.runtime import flow_run

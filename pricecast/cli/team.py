@@ -44,7 +44,8 @@ def stack_args(p: argparse.ArgumentParser) -> None:
 def _stack_config(config: Config, args: argparse.Namespace):  # noqa: ANN202
     from pricecast.stack.plan import StackConfig
 
-    port = vars(args).get("schedule.prefect_port") or int(os.environ.get("PRICECAST_PREFECT_PORT", 4200))
+    given = "schedule.prefect_port" in vars(args)  # the config's --prefect-port, as `serve` takes it
+    port = config.schedule.prefect_port if given else int(os.environ.get("PRICECAST_PREFECT_PORT", 4200))
     return StackConfig(
         state_dir=Path(args.state_dir or config.paths().root / "stack").expanduser().resolve(),
         pg_url=args.pg_url,

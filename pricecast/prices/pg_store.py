@@ -105,8 +105,9 @@ class PostgresStore:
         return f"postgresql://{parts.hostname}:{parts.port or 5432}{parts.path}"
 
     def source(self, ticker: str) -> str:
-        """Where a ticker's prices are, as a run's `data.source` tag shows it."""
-        return f"{self.where}#{ticker}"
+        """Where a ticker's prices are, as a run's `data.source` tag shows it (no URL scheme: MLflow's
+        dataset sources resolve none for PostgreSQL, and take a plain name)."""
+        return f"pricecast.prices[{ticker}] in {self.where.removeprefix('postgresql://')}"
 
     @contextmanager
     def _connect(self) -> Iterator:
