@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,60 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # no
     if cases:
         passed = sum(outcome == "passed" for outcome in cases.values())
         terminalreporter.write_line(f"reliability: {len(cases)} cases, {passed} passed")
+
+
+# --- PostgreSQL and the browser, for the team-mode tests ------------------------------------------
+
+#: The server the team-mode tests make their databases on (trust auth on these machines).
+PG_URL = os.environ.get("PRICECAST_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+CHROMIUM = os.environ.get("PRICECAST_CHROMIUM", "/usr/bin/chromium")
+
+
+def missing(reason: str) -> None:
+    """Skip with the reason; fail instead under PRICECAST_REQUIRE_TEAM=1 (`.ci/run`), so CI always runs them."""
+    if os.environ.get("PRICECAST_REQUIRE_TEAM") == "1":
+        pytest.fail(f"team-mode test cannot run (PRICECAST_REQUIRE_TEAM=1): {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """PRICECAST_TEST_PG_URL (default postgres@127.0.0.1:5432), or a skip that says why."""
+    try:
+        import psycopg
+    except ImportError:
+        missing("psycopg is not installed: pip install 'psycopg[binary]'")
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError as exc:
+        missing(f"PostgreSQL is not reachable at {PG_URL.split('@')[-1]}: {str(exc).strip()[:200]}")
+    return PG_URL
+
+
+@pytest.fixture
+def db_prefix(pg_url: str):
+    """A unique database-name prefix; every database starting with it is dropped after the test."""
+    prefix = f"pct_{uuid.uuid4().hex[:10]}"
+    yield prefix
+    drop_prefixed(pg_url, prefix)
+
+
+def drop_prefixed(pg_url: str, prefix: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [prefix + "%"])]
+        for name in names:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def pg_store_url(pg_url: str, db_prefix: str) -> str:
+    """URL of a new, empty database of this test's own."""
+    from pricecast.stack.run import ensure_databases
+    from pricecast.stack.plan import with_driver
+
+    ensure_databases(pg_url, [f"{db_prefix}_store"])
+    return with_driver(pg_url, None, f"{db_prefix}_store")
