@@ -110,8 +110,8 @@ def drop_prefixed(pg_url: str, prefix: str) -> None:
 @pytest.fixture
 def pg_store_url(pg_url: str, db_prefix: str) -> str:
     """URL of a new, empty database of this test's own."""
-    from pricecast.stack.run import ensure_databases
     from pricecast.stack.plan import with_driver
+    from pricecast.stack.run import ensure_databases
 
     ensure_databases(pg_url, [f"{db_prefix}_store"])
     return with_driver(pg_url, None, f"{db_prefix}_store")
