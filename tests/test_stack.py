@@ -1,0 +1,368 @@
+"""Team mode on real servers: `pricecast stack up --auth` (Prefect and MLflow on PostgreSQL, two pool workers),
+`pricecast deploy`, retrains triggered through the work pool, a worker killed mid-training, `stack down`.
+
+One stack serves the whole module (it takes about 35 s to start), in databases of its own that are
+dropped at the end; the tests run in file order, each building on the one before (as a team would).
+The browser checks use the same stack. Without PostgreSQL everything skips, saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pricecast.stack import procs, run
+from pricecast.stack.plan import Credentials, StackConfig, plan, read_credentials, write_private
+from tests.conftest import drop_prefixed
+
+ROOT = Path(__file__).resolve().parents[1]
+PRICECAST = [sys.executable, "-m", "pricecast.cli"]
+TINY = ["--epochs", "2", "--lookback", "20", "--holdout-days", "10", "--batch-size", "16", "--no-naive-gate"]
+
+
+# --- pure: no server ----------------------------------------------------------------------------
+
+
+def test_no_secret_on_a_command_line(tmp_path: Path) -> None:
+    creds = Credentials("alice", "s3cret-pw")
+    services = plan(StackConfig(tmp_path, workers=2, auth=True), {"prefect": 1, "mlflow": 2}, creds)
+    assert [s.name for s in services] == ["prefect-server", "mlflow-server", "worker-1", "worker-2"]
+    assert not [a for s in services for a in s.argv if "s3cret" in a]
+    assert services[0].env["PREFECT_SERVER_API_AUTH_STRING"] == "alice:s3cret-pw"
+    assert services[2].env["PREFECT_API_AUTH_STRING"] == "alice:s3cret-pw"
+    assert services[2].env["MLFLOW_TRACKING_PASSWORD"] == "s3cret-pw"
+    assert "--app-name" in services[1].argv and "MLFLOW_AUTH_CONFIG_PATH" in services[1].env
+    assert all(s.env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false" for s in services)
+    assert all("127.0.0.1" in " ".join(s.argv) for s in services[:2])
+    assert "s3cret" not in repr(creds)
+
+
+def test_credentials_from_env_or_an_owner_only_file(tmp_path: Path) -> None:
+    assert read_credentials(None, {"PRICECAST_STACK_PASSWORD": "p"}) == Credentials("admin", "p")
+    f = tmp_path / "creds"
+    f.write_text("bob:pw\n")
+    f.chmod(0o644)
+    with pytest.raises(Exception, match=r"readable by others \(mode 644\); run: chmod 600"):
+        read_credentials(f, {})
+    f.chmod(0o600)
+    assert read_credentials(f, {}) == Credentials("bob", "pw")
+    write_private(tmp_path / "s" / "new", "x")
+    assert (tmp_path / "s" / "new").stat().st_mode & 0o077 == 0
+
+
+def test_down_never_signals_a_recycled_pid(tmp_path: Path) -> None:
+    other = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        (tmp_path / "pids").mkdir()
+        (tmp_path / "pids" / "worker-1.pid").write_text(f"{other.pid} 1\n")  # start time 1: not this process
+        assert procs.stop(tmp_path) == {"worker-1": "not running"}
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_unreachable_postgres_is_one_line(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [*PRICECAST, "stack", "up", "--state-dir", str(tmp_path), "--pg-url", "postgresql://postgres@127.0.0.1:1/x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1 and out.stderr.startswith("pricecast: PostgreSQL at postgresql://postgres@127.0.0.1:1/x")
+    assert "Traceback" not in out.stderr
+
+
+# --- one real stack for the rest of the module ---------------------------------------------------
+
+
+class Stack:
+    """A running stack and what a client needs to use it."""
+
+    def __init__(self, state: Path, info: dict, credentials: Credentials, home: Path) -> None:
+        self.state, self.info, self.credentials, self.home = state, info, credentials, home
+        self.headers = credentials.header()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_TRACKING"))}
+        self.env |= {
+            "PREFECT_API_URL": info["urls"]["prefect"],
+            "MLFLOW_TRACKING_URI": info["urls"]["mlflow"],
+            "PRICECAST_STORE": info["urls"]["store"],
+            "PREFECT_API_AUTH_STRING": f"{credentials.user}:{credentials.password}",
+            "MLFLOW_TRACKING_USERNAME": credentials.user,
+            "MLFLOW_TRACKING_PASSWORD": credentials.password,
+            "PREFECT_HOME": str(state.parent / "client-prefect"),
+        }
+
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        out = subprocess.run(
+            [*PRICECAST, *args], env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        )
+        return out
+
+    def prefect(self, path: str, body: object | None = None) -> object:
+        return run.api(self.info["urls"]["prefect"], path, self.headers, body)
+
+    def mlflow(self, path: str, body: object | None = None) -> object:
+        return run.api(self.info["urls"]["mlflow"], f"/api/2.0/mlflow{path}", self.headers, body)
+
+    def logs(self) -> str:
+        return "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}" for p in sorted((self.state / "logs").glob("*.log")))
+
+
+def incoming(home: Path, shared_data: Path) -> None:
+    """Two tickers' first days, from the seed's file: TATA and TATB."""
+    (home / "data" / "incoming").mkdir(parents=True, exist_ok=True)
+    prices = pd.read_csv(shared_data / "NSETATAGLOBAL.csv")
+    prices.iloc[:120].to_csv(home / "data" / "incoming" / "TATA.csv", index=False)
+    prices.iloc[200:320].to_csv(home / "data" / "incoming" / "TATB.csv", index=False)
+
+
+@pytest.fixture(scope="module")
+def stack(pg_url: str, shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    import uuid
+
+    prefix, base = f"pct_{uuid.uuid4().hex[:10]}", tmp_path_factory.mktemp("team")
+    state, home = base / "stack", base / "home"
+    incoming(home, shared_data)
+    ports = [str(procs.free_port()), str(procs.free_port())]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_TRACKING", "PRICECAST_STACK"))}
+    args = ["stack", "up", "--state-dir", str(state), "--pg-url", pg_url, "--prefix", prefix, "--auth"]
+    args += ["--prefect-port", ports[0], "--mlflow-port", ports[1], "--workers", "2"]
+    try:
+        out = subprocess.run([*PRICECAST, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=400)
+        assert out.returncode == 0, out.stdout + out.stderr
+        print("\n" + out.stdout)
+        credentials = read_credentials(state / "secrets" / "credentials", {})
+        yield Stack(state, run.load(state), credentials, home)
+    finally:
+        if (state / "pids").exists():
+            procs.stop(state)
+        drop_prefixed(pg_url, prefix)
+
+
+@pytest.mark.slow
+def test_up_prints_the_exports_and_answers_401_without_credentials(stack: Stack) -> None:
+    assert (stack.state / "secrets").stat().st_mode & 0o077 == 0
+    assert (stack.state / "secrets" / "credentials").stat().st_mode & 0o077 == 0
+    prefect, mlflow = stack.info["urls"]["prefect"], stack.info["urls"]["mlflow"]
+    assert procs.http_status(f"{prefect}/flows/filter", body=b"{}") == 401
+    assert procs.http_status(f"{prefect}/flows/filter", stack.headers, body=b"{}") == 200
+    search = f"{mlflow}/api/2.0/mlflow/experiments/search?max_results=5"
+    assert procs.http_status(search) == 401
+    assert procs.http_status(search, Credentials(stack.credentials.user, "wrong").header()) == 401
+    assert procs.http_status(search, stack.headers) == 200
+    rows = run.status(stack.state, stack.headers)
+    print("memory (MB, PSS):", {n: r["memory_mb"] for n, r in rows.items()}, "timings (s):", stack.info["timings"])
+    assert all(r["running"] for r in rows.values()) and len(run.workers_online(stack.info, stack.headers)) == 2
+
+
+@pytest.mark.slow
+def test_deploy_then_a_retrain_of_two_tickers_runs_on_the_pool_in_parallel(stack: Stack) -> None:
+    out = stack.cli("deploy", "--home", str(stack.home), "--task-runner", "processes", "--max-workers", "2", *TINY)
+    assert out.returncode == 0, out.stdout + out.stderr
+    deployments = stack.prefect("/deployments/filter", {})
+    assert sorted(d["name"] for d in deployments) == ["pricecast"] * 3
+    assert {d["work_pool_name"] for d in deployments} == {stack.info["pool"]}
+    assert [s["schedule"]["cron"] for d in deployments for s in d["schedules"]] == ["30 17 * * 1-5"]
+
+    t0 = time.monotonic()
+    out = stack.cli("trigger", "retrain", "--wait")
+    print(f"retrain of two tickers on the pool: {time.monotonic() - t0:.0f} s")
+    assert out.returncode == 0 and "of retrain: Completed" in out.stdout, out.stdout + out.stderr + stack.logs()
+    runs = stack.prefect("/flow_runs/filter", {})
+    parent = next(r for r in runs if r["name"] in out.stdout)
+    assert parent["work_queue_name"] and parent["infrastructure_pid"]  # a worker of the pool ran it
+    trainings = [r for r in runs if r["name"] in ("retrain-TATA", "retrain-TATB")]
+    assert len(trainings) == 2 and all(r["state_type"] == "COMPLETED" for r in trainings)
+    start = max(pd.Timestamp(r["start_time"]) for r in trainings)
+    assert all(pd.Timestamp(r["end_time"]) > start for r in trainings)  # they overlapped: in parallel
+
+    # Runs, metrics and artifacts, read back over MLflow's HTTP API (the server's backend is PostgreSQL).
+    for ticker in ("TATA", "TATB"):
+        exp = stack.mlflow(f"/experiments/get-by-name?experiment_name=pricecast-{ticker}")["experiment"]
+        [found] = stack.mlflow("/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"]
+        metrics = {m["key"]: m["value"] for m in found["data"]["metrics"]}
+        assert {"mae", "naive_mae", "skill", "loss"} <= set(metrics) and found["info"]["status"] == "FINISHED"
+        artifacts = stack.mlflow(f"/artifacts/list?run_id={found['info']['run_id']}&path=plots")["files"]
+        assert {"plots/loss.png", "plots/forecast.png"} <= {a["path"] for a in artifacts}
+        assert found["info"]["artifact_uri"].startswith("mlflow-artifacts:")
+    assert list((stack.state / "artifacts").rglob("loss.png"))  # proxied into --artifacts-destination
+
+    # The shared store in PostgreSQL holds the merged rows and the forecasts.
+    from pricecast.prices.pg_store import PostgresStore
+
+    store = PostgresStore(stack.info["urls"]["store"])
+    assert store.tickers() == ["TATA", "TATB"] and len(store.read("TATA")) == 120
+    assert len(store.read_forecasts("TATB")) == 1
+    assert sorted(p.name for p in (stack.home / "data" / "incoming" / "processed").iterdir()) == [
+        "TATA.csv",
+        "TATB.csv",
+    ]
+
+
+# --- the UIs in a real browser: Playwright driving Debian's Chromium, headless, no browser download ---
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS += ["--no-first-run", "--disable-sync", "--disable-quic"]
+#: Screenshots of the browser checks, kept as test artifacts (the README names this folder).
+SHOTS = Path(os.environ.get("PRICECAST_SCREENSHOTS", ROOT / "tests" / "screenshots"))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from tests.conftest import CHROMIUM, missing
+
+    if not Path(CHROMIUM).exists():
+        missing(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("playwright is not installed: pip install playwright (never `playwright install`)")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.mark.slow
+def test_prefect_ui_lists_the_deployments_with_the_schedule_and_the_pool_with_its_workers(stack: Stack, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    ui = stack.info["urls"]["prefect"].removesuffix("/api")
+    page.goto(f"{ui}/deployments")
+    page.wait_for_url("**/login**")  # the API auth string is asked for first
+    page.locator("input").first.fill(f"{stack.credentials.user}:{stack.credentials.password}")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/deployments")
+    page.get_by_text("retrain").first.wait_for(timeout=60_000)
+    page.screenshot(path=str(SHOTS / "prefect-deployments.png"), full_page=True)
+    body = page.inner_text("body")
+    assert all(name in body for name in ("train", "retrain", "forecast")), body[:2000]
+    retrain_id = next(d["id"] for d in stack.prefect("/deployments/filter", {}) if d["entrypoint"].endswith(":retrain"))
+    page.goto(f"{ui}/deployments/deployment/{retrain_id}")
+    page.get_by_text(stack.info["pool"]).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(SHOTS / "prefect-retrain-deployment.png"), full_page=True)
+    body = page.inner_text("body")
+    assert "Monday through Friday" in body or "30 17 * * 1-5" in body, body[:2000]
+    page.goto(f"{ui}/work-pools/work-pool/{stack.info['pool']}?tab=Workers")
+    for worker in run.workers_online(stack.info, stack.headers):
+        page.get_by_text(worker).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(SHOTS / "prefect-work-pool-workers.png"), full_page=True)
+    assert "online" in page.inner_text("body").lower()
+
+
+ROW_JS = """name => {
+  const link = [...document.querySelectorAll('a[title="Plot chart"]')].find(a => a.firstChild.textContent.trim() === name);
+  const top = link.parentElement.getBoundingClientRect().top;
+  return [...document.querySelectorAll('div[role=rowgroup] > div')]
+    .filter(d => !d.contains(link) && Math.abs(d.getBoundingClientRect().top - top) < 1)
+    .sort((a, b) => a.getBoundingClientRect().left - b.getBoundingClientRect().left)
+    .map(d => d.innerText.trim());
+}"""
+
+
+@pytest.mark.slow
+def test_mlflow_compare_view_puts_mae_beside_naive_and_the_loss_history_is_one_click_further(stack: Stack, browser):
+    """What MLflow 3.17 really shows: a metrics table on the compare page; the loss curves of both runs
+    open from the metric's name (the README's walk-through says so)."""
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 1000},
+        http_credentials={"username": stack.credentials.user, "password": stack.credentials.password},
+    )
+    page = context.new_page()
+    runs, experiments, shown = [], [], {}
+    for ticker in ("TATA", "TATB"):
+        exp = stack.mlflow(f"/experiments/get-by-name?experiment_name=pricecast-{ticker}")["experiment"]
+        found = stack.mlflow("/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"][-1]
+        runs.append(found["info"]["run_id"])
+        experiments.append(exp["experiment_id"])
+        shown[ticker] = {m["key"]: m["value"] for m in found["data"]["metrics"]}
+    q = urllib.parse.quote
+    page.goto(
+        f"{stack.info['urls']['mlflow']}/#/compare-runs?runs={q(json.dumps(runs))}&experiments={q(json.dumps(experiments))}"
+    )
+    page.get_by_text("Comparing 2 Runs from 2 Experiments").wait_for(timeout=60_000)
+    page.get_by_role("link", name="naive_mae", exact=True).wait_for()
+    for metric in ("mae", "naive_mae"):
+        cells = page.evaluate(ROW_JS, metric)
+        assert [float(c) for c in cells] == pytest.approx([shown[t][metric] for t in ("TATA", "TATB")], rel=1e-3)
+    page.screenshot(path=str(SHOTS / "mlflow-compare.png"), full_page=True)
+    assert page.locator("svg.main-svg").count() == 0 or "loss" not in page.inner_text("body").split("Metrics")[0]
+    page.get_by_role("link", name="loss", exact=True).click()
+    page.wait_for_url("**/#/metric?**")
+    page.get_by_text("(loss)").first.wait_for(timeout=30_000)
+    assert page.get_by_text("(loss)").count() >= 2  # both runs' curves in one chart
+    assert page.locator("svg.main-svg").count() >= 1
+    page.screenshot(path=str(SHOTS / "mlflow-loss-history.png"))
+    context.close()
+
+
+def _wait(check, timeout: float, what: str, stack: Stack):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(1)
+    pytest.fail(f"{what} within {timeout:g} s\n{stack.logs()}")
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_training_crashes_its_run_and_the_next_trigger_completes_on_the_other(stack: Stack):
+    from pricecast.prices.pg_store import PostgresStore
+
+    store = PostgresStore(stack.info["urls"]["store"])
+    before = store.read("TATA")
+    exp = stack.mlflow("/experiments/get-by-name?experiment_name=pricecast-TATA")["experiment"]["experiment_id"]
+    versions_before = len(stack.mlflow("/model-versions/search?filter=name%3D'pricecast-TATA'")["model_versions"])
+    out = stack.cli("trigger", "retrain", "--tickers", "TATA", "--force", "--epochs", "400")
+    flow_run_id = out.stdout.split("(", 1)[1].split(")", 1)[0]
+
+    def training() -> list:
+        found = stack.mlflow("/runs/search", {"experiment_ids": [exp], "filter": "attributes.status = 'RUNNING'"})
+        return found.get("runs", [])
+
+    [killed_run] = _wait(training, 180, "no MLflow run started training", stack)
+    time.sleep(2)  # inside fit()
+    pid = int(str(stack.prefect(f"/flow_runs/{flow_run_id}")["infrastructure_pid"]).rsplit(":", 1)[-1])
+    victim = [name for name, (leader, _) in procs.recorded(stack.state).items() if pid in procs.group_pids(leader)]
+    assert len(victim) == 1 and victim[0].startswith("worker"), victim
+    t0 = time.monotonic()
+    procs.stop(stack.state, names=victim, sig=signal.SIGKILL, timeout=10)  # the worker and its flow run, at once
+
+    def ended() -> dict | None:
+        state = stack.prefect(f"/flow_runs/{flow_run_id}")["state"]
+        return state if state["type"] != "RUNNING" else None
+
+    state = _wait(ended, 240, "the killed run did not leave RUNNING", stack)
+    print(f"killed worker's flow run {state['type']} after {time.monotonic() - t0:.0f} s: {state['message']}")
+    assert state["type"] == "CRASHED"
+
+    out = stack.cli("trigger", "retrain", "--tickers", "TATA", "--force", "--task-runner", "threads", "--wait")
+    assert out.returncode == 0 and "Completed" in out.stdout, out.stdout + out.stderr + stack.logs()
+    again = out.stdout.split("(", 1)[1].split(")", 1)[0]
+    survivor = next(n for n in ("worker-1", "worker-2") if n not in victim)
+    assert again in (stack.state / "logs" / f"{survivor}.log").read_text()
+    status = stack.mlflow(f"/runs/get?run_id={killed_run['info']['run_id']}")["run"]["info"]["status"]
+    assert status == "KILLED"  # marked by the next run's start: its process was gone
+    versions = stack.mlflow("/model-versions/search?filter=name%3D'pricecast-TATA'")["model_versions"]
+    assert killed_run["info"]["run_id"] not in {v["run_id"] for v in versions}
+    assert len(versions) == versions_before + 1  # the killed run registered nothing; the new one did
+    pd.testing.assert_frame_equal(store.read("TATA"), before)  # the store is unchanged
+
+
+@pytest.mark.slow
+def test_stack_down_leaves_no_process(stack: Stack) -> None:
+    members = {p for pid, _ in procs.recorded(stack.state).values() for p in procs.group_pids(pid)}
+    out = stack.cli("stack", "down", "--state-dir", str(stack.state))
+    assert out.returncode == 0 and set(json.loads(out.stdout).values()) <= {"stopped", "not running"}, out.stdout
+    assert not [p for p in members if procs.start_time(p) is not None]
+    assert procs.recorded(stack.state) == {}
