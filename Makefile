@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 # Offline (no analytics, no telemetry): `pricecast.config.go_offline`, called by the CLI, the tests and the benchmarks.
 
-.PHONY: run test server serve ui bench clean
+.PHONY: run test server serve ui bench stack stack-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,9 +31,16 @@ serve: $(STAMP)  ## serve the deployments (schedules and manual triggers) until 
 ui: $(STAMP)  ## the MLflow UI on http://127.0.0.1:5000
 	$(BIN)/pricecast ui $(ARGS)
 
-bench: $(STAMP)  ## the seed's configuration over ten seeds, then the time of a default run (slow)
+bench: $(STAMP)  ## the seed's configuration over ten seeds, the time of a default run, the retrain fan-out (slow)
 	$(BIN)/python bench/seed_spread.py $(ARGS)
 	$(BIN)/python bench/run_time.py
+	$(BIN)/python bench/fanout.py
+
+stack: $(STAMP)  ## team mode: Prefect and MLflow servers on PostgreSQL and two pool workers, on 127.0.0.1
+	$(BIN)/pricecast stack up $(ARGS)
+
+stack-down: $(STAMP)  ## stop what `make stack` started
+	$(BIN)/pricecast stack down $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -261,7 +261,8 @@ def test_prefect_ui_lists_the_deployments_with_the_schedule_and_the_pool_with_it
 
 
 ROW_JS = """name => {
-  const link = [...document.querySelectorAll('a[title="Plot chart"]')].find(a => a.firstChild.textContent.trim() === name);
+  const link = [...document.querySelectorAll('a[title="Plot chart"]')]
+    .find(a => a.firstChild.textContent.trim() === name);
   const top = link.parentElement.getBoundingClientRect().top;
   return [...document.querySelectorAll('div[role=rowgroup] > div')]
     .filter(d => !d.contains(link) && Math.abs(d.getBoundingClientRect().top - top) < 1)
