@@ -65,7 +65,13 @@ def one(mode: str, workers: int, args: argparse.Namespace) -> dict:
         client = MlflowClient(tracking_uri=f"sqlite:///{Path(home) / 'mlruns' / 'mlflow.db'}")
         found = client.search_runs([e.experiment_id for e in client.search_experiments()])
         fit = sum(r.data.metrics.get("train_seconds", 0.0) for r in found)
-        return {"mode": f"{mode} x{workers}", "wall_s": wall, "fit_s_sum": fit, "peak_pss_mb": peak[0], "runs": len(found)}
+        return {
+            "mode": f"{mode} x{workers}",
+            "wall_s": wall,
+            "fit_s_sum": fit,
+            "peak_pss_mb": peak[0],
+            "runs": len(found),
+        }
 
 
 def main() -> None:

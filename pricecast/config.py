@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pricecast.urls import is_postgres_url, redact
 
 #: The repository root (the package is installed in editable mode by the Makefile).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -64,9 +65,7 @@ class DataConfig(_Group):
         "warn", description="A move above max_jump: 'warn' logs it and trains on, 'error' refuses the file."
     )
     store: str | None = Field(
-        None,
-        description="Price store: postgresql://user@host:port/db for a team's shared store; empty = PRICECAST_STORE, "
-        "else the CSV folder <home>/data/prices.",
+        None, description="Price store: postgresql://user@host:port/db; empty = PRICECAST_STORE, else the CSV folder."
     )
     from_store: bool = Field(
         False, description="Train on the ticker's prices in the price store instead of a file (what retrain does)."
@@ -82,7 +81,7 @@ class DataConfig(_Group):
     @field_validator("store")
     @classmethod
     def _store_url(cls, v: str | None) -> str | None:
-        if v and v.split("://", 1)[0].split("+", 1)[0] not in ("postgresql", "postgres"):
+        if v and not is_postgres_url(v):
             raise ValueError("a price store is empty (the CSV folder) or postgresql://user@host:port/database")
         return v or None
 
@@ -278,16 +277,6 @@ class Paths(BaseModel):
 
     def store_file(self, ticker: str) -> Path:
         return self.prices / f"{ticker}.csv"
-
-
-def redact(url: str) -> str:
-    """A URL with its password replaced by ***, for params, logs and messages."""
-    parts = urlsplit(url)
-    return (
-        urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
-        if parts.password
-        else url
-    )
 
 
 def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

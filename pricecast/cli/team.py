@@ -118,9 +118,9 @@ def store_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_store(config: Config, args: argparse.Namespace) -> int:
-    from pricecast.config import redact
     from pricecast.errors import DataError
     from pricecast.prices.stores import copy_store, store_at
+    from pricecast.urls import redact
 
     is_url = "://" in args.source
     paths = Paths(root=Path(args.source).expanduser().resolve()) if not is_url else config.paths()

@@ -61,10 +61,6 @@ LOCK_SPACE = "pricecast.prices"
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 
 
-def is_postgres_url(url: str | None) -> bool:
-    return bool(url) and str(url).split("://", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
-
-
 def libpq_url(url: str) -> str:
     """`postgresql+psycopg://…` (SQLAlchemy's spelling) as libpq takes it: `postgresql://…`."""
     scheme, rest = url.split("://", 1)

@@ -15,8 +15,9 @@ import pandas as pd
 from pricecast.config import Config, Paths
 from pricecast.errors import DataError
 from pricecast.prices.parse import PriceFile
-from pricecast.prices.pg_store import PostgresStore, is_postgres_url
+from pricecast.prices.pg_store import PostgresStore
 from pricecast.prices.store import CsvStore
+from pricecast.urls import is_postgres_url
 
 
 @runtime_checkable

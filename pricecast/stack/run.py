@@ -21,7 +21,6 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from pricecast.config import redact
 from pricecast.errors import StackError
 from pricecast.stack import procs
 from pricecast.stack.plan import (
@@ -38,6 +37,7 @@ from pricecast.stack.plan import (
     write_private,
     zombie_automation,
 )
+from pricecast.urls import redact
 
 
 def ensure_databases(pg_url: str, names: Iterable[str], extensions: Mapping[str, Iterable[str]] = {}) -> list[str]:
