@@ -125,9 +125,11 @@ def test_add_puts_a_file_in_incoming_under_its_ticker(tmp_path: Path) -> None:
 def test_a_file_that_would_start_a_short_new_ticker_is_rejected_naming_the_known_ones(tmp_path: Path) -> None:
     paths = paths_in(tmp_path)
     drop(paths, "TATAGLOBAL.csv", [f"2020-01-{d:02d},1,1,1,1,1" for d in range(1, 11)])
-    assert merge_incoming(CsvStore(paths), min_rows=5).tickers == {"TATAGLOBAL"}  # long enough: a new ticker
+    assert merge_incoming(CsvStore(paths), paths.incoming, min_rows=5).tickers == {
+        "TATAGLOBAL"
+    }  # long enough: a new ticker
     drop(paths, "TATAGLOBAL-fix.csv", ["2020-01-11,1,1,1,1,1"])
-    report = merge_incoming(CsvStore(paths), min_rows=5)
+    report = merge_incoming(CsvStore(paths), paths.incoming, min_rows=5)
     assert report.tickers == set() and CsvStore(paths).tickers() == ["TATAGLOBAL"]
     assert report.rejected["TATAGLOBAL-fix.csv"] == (
         "TATAGLOBAL-fix.csv would start a new ticker 'TATAGLOBAL-FIX' with 1 row, fewer than the 5 training needs; "
@@ -138,7 +140,7 @@ def test_a_file_that_would_start_a_short_new_ticker_is_rejected_naming_the_known
     # Named after a known ticker, one row is fine; `add --ticker NEW` starts a short ticker on purpose.
     drop(paths, "TATAGLOBAL_fix.csv", ["2020-01-11,1,1,1,1,1"])
     source = write(tmp_path / "fix.csv", "\n".join([HEADER, "2020-01-11,1,1,1,1,1"]))
-    add_incoming(source, CsvStore(paths), "new")
-    report = merge_incoming(CsvStore(paths), min_rows=5)
+    add_incoming(source, paths.incoming, "new")
+    report = merge_incoming(CsvStore(paths), paths.incoming, min_rows=5)
     assert report.merged == ["NEW_fix.csv", "TATAGLOBAL_fix.csv"] and report.tickers == {"NEW", "TATAGLOBAL"}
     assert not (paths.incoming / ".added" / "NEW_fix.csv").exists()
