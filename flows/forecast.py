@@ -14,7 +14,7 @@ from pricecast.config import Config
 from pricecast.forecast import labelled, score
 from pricecast.prices.stores import open_store
 from pricecast.stages.plot import forecast_figure
-from pricecast.tracking import connect, registry, runs
+from pricecast.tracking import connect, forecast_runs, registry
 from tasks.forecast import append_forecasts, forecast_range, load_model
 from tasks.prices import read_ticker_prices
 from tasks.tracking import publish_forecast
@@ -46,8 +46,10 @@ def forecast_ticker(config: Config, ticker: str, start: date | None = None, end:
     days = rows["as_of"].iloc[0] + (f"..{rows['as_of'].iloc[-1]}" if start or end else "")
     title = f"{ticker}: {horizon}-day forecasts as of {days}"
     target = registry.forecaster_of(model).target
-    with runs.forecast_run(config, ticker, ref, title, flow_run.id) as run:
-        runs.log_forecasts(rows, forecast_figure(frame, rows, title, target, config.forecast.plot_days), scores)
+    with forecast_runs.forecast_run(config, ticker, ref, title, flow_run.id) as run:
+        forecast_runs.log_forecasts(
+            rows, forecast_figure(frame, rows, title, target, config.forecast.plot_days), scores
+        )
         path = append_forecasts(store, ticker, rows)
     publish_forecast(ticker, rows, ref)
     return Forecast(ticker, ref.label, rows, scores, run.info.run_id, path)

@@ -1,4 +1,4 @@
-"""The training flow: the seed's forecaster, orchestrated by Prefect and recorded in MLflow.
+"""The training flow: one ticker's forecaster (a network or a baseline), orchestrated by Prefect, recorded in MLflow.
 
 No `from __future__ import annotations`: a process or Dask worker of the retrain fan-out gets this flow
 by value (cloudpickle), and Prefect validates its parameters against real types, not their names.
@@ -19,20 +19,20 @@ from tasks.tracking import log_and_register, publish_training
 
 @flow(name="train")
 def train(config: Config = Config()) -> runs.RunRecord:
-    """Train one ticker's forecaster, evaluate it against the naive forecast, log and register it."""
+    """Train one ticker's forecaster, evaluate it against the naive and last-price forecasts, log and register it."""
     quiet_expected_errors()
     paths, target, store = config.paths(), config.data.target, open_store(config)
     connect.connect(config.tracking, paths)
     # Ingest: read and validate the prices (a user file, the embedded default, or the price store).
     prices = ingest(config.data.path, config.data.ticker, config.data, store)
     test = ingest(config.split.test_path, prices.ticker, config.data) if config.split.test_path else None
-    # Split by date (enough rows for the lookback?), scale on the training days only, cut windows.
+    # Split by date (enough rows for the lookback?), fit the features on the training days only, cut windows.
     prepared = prepare_data(prices, test, config)
     # The input is valid: keep it in the ticker's store.
     store_prices(store, *[f for f in (prices, test) if f is not None])
     with runs.training_run(config, prices, prepared.split, flow_run.id):
-        # Train, evaluate in price units beside the naive forecast, plot.
-        fitted = train_model(prepared, config.model, config.training)
+        # Train, evaluate in price units beside the naive and last-price forecasts, plot.
+        fitted = train_model(prepared, config.model, config.training, target)
         evaluation = evaluate_model(fitted.model, prepared, target)
         figures = plot_run(fitted.history, evaluation.predictions, prices.ticker, target)
         # Log everything and register the model as a new version, last.

@@ -10,33 +10,26 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pricecast.config_file import OFFLINE_ENV, Paths, go_offline, load_yaml, merged
+from pricecast.config_groups import BacktestConfig, FeaturesConfig, ModelKind, TuneConfig
 from pricecast.urls import is_postgres_url, redact
+
+__all__ = [
+    "OFFLINE_ENV",
+    "BacktestConfig",
+    "Config",
+    "FeaturesConfig",
+    "Paths",
+    "TuneConfig",
+    "go_offline",
+    "load_yaml",
+    "merged",
+]
 
 #: The repository root (the package is installed in editable mode by the Makefile).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-#: Prefect, MLflow and TensorFlow must not phone home or chatter: these machines are offline.
-OFFLINE_ENV = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "true",
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-}
-
-
-def go_offline(env: dict[str, str] | None = None) -> dict[str, str]:
-    """Set the offline variables in `env` (default: this process's environment) unless already set; returns it.
-
-    The CLI, the tests, the benchmarks and every server the project starts call this one function.
-    """
-    env = os.environ if env is None else env
-    for key, value in OFFLINE_ENV.items():
-        env.setdefault(key, value)
-    return env
-
 
 Column = Literal["open", "high", "low", "close"]
 
@@ -111,23 +104,31 @@ class ScalingConfig(_Group):
 class WindowConfig(_Group):
     """Many-to-one windows: `lookback` past days -> the next day."""
 
-    lookback: int = Field(60, ge=1, description="Past trading days fed to the network per prediction.")
+    lookback: int = Field(20, ge=1, description="Past trading days fed to the network per prediction.")
 
 
 class ModelConfig(_Group):
-    """The recurrent network: one recurrent layer then Dense(1), linear output."""
+    """The model: a recurrent network (one recurrent layer then Dense(1), linear output), or a baseline."""
 
-    cell: Literal["SimpleRNN", "LSTM", "GRU"] = "SimpleRNN"
-    units: int = Field(5, ge=1)
+    kind: ModelKind = Field(
+        "network",
+        description="'network', or a baseline: 'naive' (tomorrow = today's target), 'last_price' (today's close), "
+        "'drift', 'arima' (statsmodels ARIMA(1,1,1) on log prices).",
+    )
+    cell: Literal["SimpleRNN", "LSTM", "GRU"] = "GRU"
+    units: int = Field(8, ge=1)
+    zero_output: bool = Field(
+        True, description="Start the output layer at zero: the untrained 'return' network forecasts the last price."
+    )
 
 
 class TrainingConfig(_Group):
     """Adam on mean squared error, as in the seed."""
 
-    epochs: int = Field(100, ge=0)
+    epochs: int = Field(10, ge=0)
     batch_size: int = Field(100, ge=1)
     validation_split: float = Field(0.1, ge=0.0, lt=1.0)
-    learning_rate: float = Field(0.001, gt=0.0)
+    learning_rate: float = Field(0.0003, gt=0.0)
     seed: int = Field(42, description="Seeds Python, NumPy and TensorFlow; the same seed gives the same numbers.")
     threads: int = Field(
         1,
@@ -169,6 +170,12 @@ class PromotionConfig(_Group):
     )
     naive_gate: bool = Field(
         True, description="A challenger must beat the naive forecast (tomorrow = today) to be promoted."
+    )
+    folds: int = Field(
+        2,
+        ge=1,
+        description="Latest folds of holdout_days trading days, walk-forward (each model refitted before each fold), "
+        "on which champion and challenger are compared.",
     )
 
 
@@ -216,9 +223,19 @@ class ParallelConfig(_Group):
 
 
 class Config(BaseModel):
-    """Everything a run depends on. Defaults are the seed's choices."""
+    """Everything a run depends on. Defaults: the configuration chosen by `bench/quality.py`;
+    `configs/seed.yaml` holds the seed's."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _level_reads_the_target(self) -> Config:
+        if self.features.representation == "level" and tuple(self.features.inputs) != (self.data.target,):
+            raise ValueError(
+                f"representation 'level' reads the target alone: inputs {','.join(self.features.inputs)} must be "
+                f"{self.data.target} (give --inputs {self.data.target})"
+            )
+        return self
 
     home: Path | None = Field(
         None, description="Folder holding data/ and mlruns/; empty = PRICECAST_HOME, else the project root."
@@ -226,11 +243,14 @@ class Config(BaseModel):
     data: DataConfig = DataConfig()
     split: SplitConfig = SplitConfig()
     scaling: ScalingConfig = ScalingConfig()
+    features: FeaturesConfig = FeaturesConfig()
     window: WindowConfig = WindowConfig()
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     tracking: TrackingConfig = TrackingConfig()
     promotion: PromotionConfig = PromotionConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    tune: TuneConfig = TuneConfig()
     forecast: ForecastConfig = ForecastConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     parallel: ParallelConfig = ParallelConfig()
@@ -249,52 +269,8 @@ class Config(BaseModel):
         out: dict[str, Any] = {"home": str(self.paths().root)}
         for group, values in self.model_dump(exclude={"home"}).items():
             for key, value in values.items():
+                if isinstance(value, list | tuple):
+                    value = ",".join(map(str, value))
                 out[f"{group}.{key}"] = "" if value is None else value
         out["data.store"] = redact(self.store_url() or "")
         return out
-
-
-class Paths(BaseModel):
-    """Resolved store locations under one home folder."""
-
-    root: Path
-
-    @property
-    def prices(self) -> Path:
-        return self.root / "data" / "prices"
-
-    @property
-    def incoming(self) -> Path:
-        return self.root / "data" / "incoming"
-
-    @property
-    def forecasts(self) -> Path:
-        return self.root / "data" / "forecasts"
-
-    @property
-    def mlruns(self) -> Path:
-        return self.root / "mlruns"
-
-    def store_file(self, ticker: str) -> Path:
-        return self.prices / f"{ticker}.csv"
-
-
-def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Config values `base` with `overrides` laid over them, group by group."""
-    out = dict(base)
-    for key, value in overrides.items():
-        out[key] = merged(out.get(key) or {}, value) if isinstance(value, dict) else value
-    return out
-
-
-def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML config file into a nested dict (groups -> fields)."""
-    try:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Config file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"Config file {path} is not valid YAML: {exc}") from None
-    if not isinstance(loaded, dict):
-        raise ValueError(f"Config file {path} must hold a mapping of groups, not {type(loaded).__name__}")
-    return loaded

@@ -1,18 +1,29 @@
 """The registered model: price history in, forecast prices with their dates out.
 
 MLflow runs this file as the model's code when a version is logged or loaded (models from code),
-so it is self-contained: it needs MLflow, Keras, scikit-learn, pandas and joblib, never
-pricecast, and a registered version loads anywhere those are installed. `set_model` at the
-bottom is what makes the file a model; importing the module (tests do, to build the in-memory
-twin of a version) only records that class as MLflow's current code model.
+so it is self-contained: it needs MLflow, Keras, scikit-learn, pandas and joblib (statsmodels for
+an ARIMA baseline), never pricecast, and a registered version loads anywhere those are installed.
+`set_model` at the bottom is what makes the file a model; importing the module (tests do, to
+build the in-memory twin of a version) only records that class as MLflow's current code model.
+
+`model_config` says what the version is. `kind`: `network` (the default: versions registered
+before kinds existed carry only `lookback` and `target`, and are `level` networks of the target),
+or a baseline (`naive`, `last_price`, `drift`, `arima`). A network's `representation`: `level`
+(MinMax-scaled prices of the target, the `scaler` artifact) or `return` (log ratios of `inputs` to
+the latest known price, standardised with `input_mean`/`input_std`; the network's output times
+`target_scale` is the log ratio of the next target to that price). The arithmetic is the one
+of `pricecast.stages.features`, repeated here because this file may not import pricecast.
 
 Input: a DataFrame of at least `lookback` rows of daily history: `date` (text, YYYY-MM-DD or
-M/D/YYYY) and the target column (`open`, say); the store's other columns may come along.
-Param `horizon` (default 1): trading days to forecast, one step at a time, each forecast fed
-back as the newest price. Output: `date` (the weekday each forecast is for) and `forecast`.
+M/D/YYYY) and the columns the model reads (`columns`); other columns may come along. Param
+`horizon` (default 1): trading days to forecast. Output: `date`, `forecast` (always a price) and
+`method`: `direct` for the first day; `recursive` for later ones, each made from the forecasts
+before it fed back as the newest day (every price column = the forecast, volume repeated).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import joblib
 import mlflow.models
@@ -22,6 +33,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 MAX_HORIZON = 260  # a trading year
+PRICES = ("open", "high", "low", "close")
 
 
 def bad_input(message: str) -> MlflowException:
@@ -29,16 +41,16 @@ def bad_input(message: str) -> MlflowException:
     return MlflowException.invalid_parameter_value(message)
 
 
-def history_values(history: pd.DataFrame, target: str, lookback: int) -> tuple[pd.Timestamp, np.ndarray]:
-    """The last date and the last `lookback` target prices of a history frame, checked.
+def history_values(history: pd.DataFrame, columns: list[str], lookback: int) -> tuple[pd.Timestamp, np.ndarray]:
+    """The last date and the last `lookback` rows of `columns` (oldest first) of a history frame, checked.
 
     Raises:
         MlflowException (400): a missing column, unparseable or repeated dates, a price that
-        is not a positive number, or fewer than `lookback` rows; the message names the row and value.
+        is not a positive number (a volume below 0), or fewer than `lookback` rows; the message names row and value.
     """
     if not isinstance(history, pd.DataFrame):
-        raise bad_input(f"Expected a table with columns 'date' and '{target}', got {type(history).__name__}")
-    missing = [c for c in ("date", target) if c not in history.columns]
+        raise bad_input(f"Expected a table with columns 'date', {', '.join(map(repr, columns))}, got {type(history)}")
+    missing = [c for c in ("date", *columns) if c not in history.columns]
     if missing:
         raise bad_input(
             f"Missing column {', '.join(repr(c) for c in missing)} (got {', '.join(map(str, history.columns))})"
@@ -57,26 +69,27 @@ def history_values(history: pd.DataFrame, target: str, lookback: int) -> tuple[p
     if dates.duplicated().any():
         row = int(np.argmax(dates.duplicated().to_numpy()))
         raise bad_input(f"Row {row}: date {text.iloc[row]} appears twice")
-    prices = pd.to_numeric(history[target], errors="coerce").to_numpy(dtype="float64")
-    bad = ~(prices > 0)  # NaN, zero, negative
-    if bad.any():
-        row = int(np.argmax(bad))
-        value = history[target].iloc[row]
-        shown = repr(value) if isinstance(value, str) else str(value)
-        raise bad_input(f"Row {row}: {target} {shown} is not a positive price")
     order = np.argsort(dates.to_numpy(), kind="stable")
-    return pd.Timestamp(dates.iloc[order[-1]]), prices[order][-lookback:]
+    values = np.empty((len(history), len(columns)))
+    for k, column in enumerate(columns):
+        numbers = pd.to_numeric(history[column], errors="coerce").to_numpy(dtype="float64")
+        bad = ~(numbers >= 0) if column == "volume" else ~(numbers > 0)  # NaN, zero, negative
+        if bad.any():
+            row = int(np.argmax(bad))
+            value = history[column].iloc[row]
+            shown = repr(value) if isinstance(value, str) else str(value)
+            need = "a volume of 0 or more" if column == "volume" else "a positive price"
+            raise bad_input(f"Row {row}: {column} {shown} is not {need}")
+        values[:, k] = numbers
+    return pd.Timestamp(dates.iloc[order[-1]]), values[order][-lookback:]
 
 
-def model_input(frame: pd.DataFrame, target: str, lookback: int) -> pd.DataFrame:
-    """A store frame's last `lookback` days as the model's input: ISO date text and the target price."""
+def model_input(frame: pd.DataFrame, columns: list[str] | str, lookback: int) -> pd.DataFrame:
+    """A store frame's last `lookback` days as the model's input: ISO date text and the columns it reads."""
     tail = frame.tail(lookback)
-    return pd.DataFrame(
-        {
-            "date": pd.to_datetime(tail["date"]).dt.strftime("%Y-%m-%d").to_numpy(),
-            target: tail[target].to_numpy(dtype="float64"),
-        }
-    )
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    out = {"date": pd.to_datetime(tail["date"]).dt.strftime("%Y-%m-%d").to_numpy()}
+    return pd.DataFrame(out | {c: tail[c].to_numpy(dtype="float64") for c in columns})
 
 
 def trading_days_after(day: pd.Timestamp, count: int) -> pd.DatetimeIndex:
@@ -85,42 +98,98 @@ def trading_days_after(day: pd.Timestamp, count: int) -> pd.DatetimeIndex:
 
 
 class PriceForecaster(mlflow.pyfunc.PythonModel):
-    """The network, its scaler and its window settings, forecasting in price units."""
+    """A network (with its scaling) or a baseline, forecasting in price units."""
 
     @classmethod
-    def from_parts(cls, network, scaler, lookback: int, target: str) -> PriceForecaster:
-        """The in-memory twin of a registered version, from a trained network and its fitted scaler."""
+    def from_config(cls, config: dict[str, Any], network: Any = None, scaler: Any = None) -> PriceForecaster:
+        """The in-memory twin of a registered version, from its `model_config` and trained parts."""
         model = cls()
-        model.network, model.scaler, model.lookback, model.target = network, scaler, int(lookback), target
+        model.setup(config, network, scaler)
         return model
+
+    @classmethod
+    def from_parts(cls, network: Any, scaler: Any, lookback: int, target: str) -> PriceForecaster:
+        """A `level` network of the target (what every version registered before kinds existed is)."""
+        return cls.from_config({"lookback": lookback, "target": target}, network, scaler)
 
     def load_context(self, context):
         import keras
 
-        self.network = keras.models.load_model(context.artifacts["network"], compile=False)
-        self.scaler = joblib.load(context.artifacts["scaler"])
-        self.lookback = int(context.model_config["lookback"])
-        self.target = context.model_config["target"]
-        self.next_prices(np.ones((1, self.lookback)))  # traces the network once, here, not on the first request
+        artifacts = context.artifacts
+        network = keras.models.load_model(artifacts["network"], compile=False) if "network" in artifacts else None
+        scaler = joblib.load(artifacts["scaler"]) if "scaler" in artifacts else None
+        self.setup(dict(context.model_config), network, scaler)
 
-    def next_prices(self, windows: np.ndarray) -> np.ndarray:
-        """One-step forecasts: one row per window of `lookback` prices (oldest first) -> the next price."""
-        values = np.asarray(windows, dtype="float64").reshape(len(windows), -1)
-        scaled = self.scaler.transform(values.reshape(-1, 1)).reshape(values.shape[0], values.shape[1], 1)
-        # predict_on_batch, not predict: predict builds a data pipeline on every call (~100 ms a request)
-        predicted = np.asarray(self.network.predict_on_batch(scaled.astype("float32"))).reshape(-1, 1)
-        return self.scaler.inverse_transform(predicted).ravel()
+    def setup(self, config: dict[str, Any], network: Any, scaler: Any) -> None:
+        """Read the model config; for a network, trace its call once (no Keras `predict` set-up per request)."""
+        self.config = config
+        self.kind = config.get("kind", "network")
+        self.target, self.lookback = config["target"], int(config["lookback"])
+        self.representation = config.get("representation", "level")
+        self.inputs = list(config.get("inputs", [self.target]))
+        self.anchor = "close" if "close" in self.inputs else self.target
+        needed = [*self.inputs, self.target] if self.kind == "network" else [self.target]
+        self.columns = list(dict.fromkeys([*needed, *(["close"] if self.kind == "last_price" else [])]))
+        self.network, self.scaler, self._call = network, scaler, None
+        if self.kind == "network":
+            import tensorflow as tf
+
+            shape = (None, self.lookback, len(self.inputs) if self.representation == "return" else 1)
+            self._call = tf.function(
+                lambda x: self.network(x, training=False), input_signature=[tf.TensorSpec(shape, tf.float32)]
+            )
+            self._call(np.zeros((1, *shape[1:]), dtype="float32"))  # traced here, once
+
+    def _column(self, window: np.ndarray, name: str) -> np.ndarray:
+        return window[:, self.columns.index(name)]
+
+    def next_price(self, window: np.ndarray) -> float:
+        """The next target price after a window `(lookback, len(columns))` of days, oldest first."""
+        target = self._column(window, self.target)
+        if self.kind == "naive":
+            return float(target[-1])
+        if self.kind == "last_price":
+            return float(self._column(window, "close")[-1])
+        if self.kind == "drift":
+            return float(target[-1] + self.config["slope"])
+        if self.kind == "arima":
+            from statsmodels.tsa.arima.model import ARIMA
+
+            results = ARIMA(np.log(target), order=tuple(self.config["order"])).filter(self.config["params"])
+            return float(np.exp(results.forecast(1)[0]))
+        if self.representation == "level":
+            scaled = self.scaler.transform(target.reshape(-1, 1)).reshape(1, -1, 1)
+            output = self._call(scaled.astype("float32")).numpy().reshape(-1, 1)
+            return float(self.scaler.inverse_transform(output)[0, 0])
+        base = float(self._column(window, self.anchor)[-1])
+        raw = np.empty((len(window), len(self.inputs)))
+        for k, column in enumerate(self.inputs):
+            values = self._column(window, column)
+            if column == "volume":
+                raw[:, k] = np.log1p(values) - np.log1p(values).mean()
+            else:
+                raw[:, k] = np.log(values) - np.log(base)
+        scaled = (raw - np.asarray(self.config["input_mean"])) / np.asarray(self.config["input_std"])
+        output = float(self._call(scaled[np.newaxis].astype("float32")).numpy().ravel()[0])
+        return float(base * np.exp(output * self.config["target_scale"]))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
         horizon = int((params or {}).get("horizon", 1))
         if not 1 <= horizon <= MAX_HORIZON:
             raise bad_input(f"horizon {horizon} is not between 1 and {MAX_HORIZON} trading days")
-        last_day, window = history_values(model_input, self.target, self.lookback)
+        last_day, window = history_values(model_input, self.columns, self.lookback)
         forecasts = []
         for _ in range(horizon):
-            forecasts.append(float(self.next_prices(window[np.newaxis, :])[0]))
-            window = np.append(window[1:], forecasts[-1])
-        return pd.DataFrame({"date": trading_days_after(last_day, horizon).strftime("%Y-%m-%d"), "forecast": forecasts})
+            forecasts.append(self.next_price(window))
+            row = np.array([forecasts[-1] if c in PRICES else window[-1, k] for k, c in enumerate(self.columns)])
+            window = np.vstack([window[1:], row])
+        return pd.DataFrame(
+            {
+                "date": trading_days_after(last_day, horizon).strftime("%Y-%m-%d"),
+                "forecast": forecasts,
+                "method": ["direct"] + ["recursive"] * (horizon - 1),
+            }
+        )
 
 
 mlflow.models.set_model(PriceForecaster())

@@ -20,13 +20,17 @@ if TYPE_CHECKING:
 
 @stage("prepare")
 def prepare_data(prices: PriceFile, test: PriceFile | None, config: Config) -> prepare.Prepared:
-    """Split by date (enough rows for the lookback?), scale on the training days only, cut windows."""
+    """Split by date (enough rows for the lookback?), fit the features on the training days only, cut windows."""
     return prepare.prepare(prices, test, config)
 
 
 @stage("train")
-def train_model(prepared: prepare.Prepared, model_config: ModelConfig, config: TrainingConfig) -> model.Fitted:
-    """Fit, logging progress to the flow run's log."""
+def train_model(
+    prepared: prepare.Prepared, model_config: ModelConfig, config: TrainingConfig, target: str
+) -> model.Fitted:
+    """Fit the network (logging progress to the flow run's log), or the baseline, on the training days."""
+    if model_config.kind != "network":
+        return model.fit_baseline(prepared.split.train, model_config.kind, target)
     windows = prepared.windows
     return model.fit_model(
         windows.x_train, windows.y_train, model_config, config, model.progress(config.epochs, get_run_logger().info)
@@ -35,7 +39,7 @@ def train_model(prepared: prepare.Prepared, model_config: ModelConfig, config: T
 
 @stage("evaluate")
 def evaluate_model(network: keras.Model, prepared: prepare.Prepared, target: str) -> evaluation.Evaluation:
-    """Predict the test days, back in price units, and score them beside the naive forecast."""
+    """Forecast the test days in price units; score them beside the naive and last-price forecasts."""
     return evaluation.evaluate_model(network, prepared, target)
 
 

@@ -115,3 +115,11 @@ def pg_store_url(pg_url: str, db_prefix: str) -> str:
 
     ensure_databases(pg_url, [f"{db_prefix}_store"])
     return with_driver(pg_url, None, f"{db_prefix}_store")
+
+
+@pytest.fixture
+def random_walk():
+    """300 days of a geometric random walk as a canonical price frame."""
+    from tests.price_frames import random_walk_frame
+
+    return random_walk_frame()

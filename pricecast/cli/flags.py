@@ -6,14 +6,19 @@ import argparse
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
 from pricecast.config import Config, load_yaml
 
 # Flags whose names read better than their field names.
-FLAG_NAMES = {("data", "path"): "data", ("split", "test_path"): "test-data"}
+FLAG_NAMES = {
+    ("data", "path"): "data",
+    ("split", "test_path"): "test-data",
+    ("promotion", "folds"): "promotion-folds",
+    ("tune", "output"): "tune-output",
+}
 
 
 def config_fields() -> Iterator[tuple[str, str, Any]]:
@@ -51,7 +56,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         if field.annotation is bool:
             options["action"] = argparse.BooleanOptionalAction
         else:
-            choices = get_args(field.annotation) if "Literal" in str(field.annotation) else None
+            choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else None
             options.update(metavar=name.upper(), choices=choices or None)
         section.add_argument(f"--{flag_name(group, name)}", **options)
 
@@ -69,7 +74,7 @@ def given_values(args: argparse.Namespace) -> dict[str, Any]:
         elif "." in key:
             group, name = key.split(".", 1)
             values.setdefault(group, {})[name] = value
-    for group, name in (("data", "path"), ("split", "test_path")):
+    for group, name in (("data", "path"), ("split", "test_path"), ("tune", "output")):
         if values.get(group, {}).get(name):
             values[group][name] = str(Path(values[group][name]).expanduser().resolve())
     if values.get("home"):

@@ -1,4 +1,7 @@
-"""Forecast quality in price units, always beside the naive forecast (tomorrow = today)."""
+"""Forecast quality in price units, always beside the naive forecast (tomorrow = today) and the last price.
+
+The last price is the latest price known when the forecast is made: today's close.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from pricecast.stages.baselines import Forecaster
 from pricecast.stages.model import predict
 from pricecast.stages.prepare import Prepared
-from pricecast.stages.scale import inverse
 
 if TYPE_CHECKING:
     import keras
@@ -51,13 +54,15 @@ def naive_forecast(last_known: float, actual: np.ndarray) -> np.ndarray:
     return np.concatenate([[last_known], np.asarray(actual, dtype="float64")[:-1]])
 
 
-def compare(dates: pd.Series, actual: np.ndarray, predicted: np.ndarray, last_known: float) -> Evaluation:
-    """Score predictions and the naive forecast on the same days.
+def compare(
+    dates: pd.Series, actual: np.ndarray, predicted: np.ndarray, last_known: float, last_price: np.ndarray | None = None
+) -> Evaluation:
+    """Score predictions, the naive forecast and (when given) the last-price forecast on the same days.
 
     Returns:
-        metrics `mse, mae, rmse, mape`, the same prefixed `naive_`, and
-        `skill = 1 - mae / naive_mae` (above 0: better than naive); predictions
-        `date, actual, predicted, naive`.
+        metrics `mse, mae, rmse, mape`, the same prefixed `naive_` (and `last_price_`),
+        `skill = 1 - mae / naive_mae` and `skill_last_price = 1 - mae / last_price_mae`
+        (above 0: better); predictions `date, actual, predicted, naive[, last_price]`.
     """
     naive = naive_forecast(last_known, actual)
     model_metrics = error_metrics(actual, predicted)
@@ -67,11 +72,27 @@ def compare(dates: pd.Series, actual: np.ndarray, predicted: np.ndarray, last_kn
     frame = pd.DataFrame(
         {"date": pd.to_datetime(dates).to_numpy(), "actual": actual, "predicted": predicted, "naive": naive}
     )
+    if last_price is not None:
+        last_metrics = error_metrics(actual, last_price)
+        metrics |= {f"last_price_{k}": v for k, v in last_metrics.items()}
+        metrics["skill_last_price"] = skill(model_metrics["mae"], last_metrics["mae"])
+        frame["last_price"] = np.asarray(last_price, dtype="float64")
     return Evaluation(metrics, frame)
 
 
-def evaluate_model(model: keras.Model, prepared: Prepared, target: str) -> Evaluation:
-    """Predict the test days, back in price units, and score them beside the naive forecast."""
-    split = prepared.split
-    predicted = inverse(prepared.scaled.scaler, predict(model, prepared.windows.x_test))
-    return compare(split.test["date"], split.test[target].to_numpy(), predicted, float(split.train[target].iloc[-1]))
+def test_forecasts(model: keras.Model | Forecaster, prepared: Prepared) -> np.ndarray:
+    """The test days' forecasts in price units: the network on its windows, a baseline day by day."""
+    frame, positions = prepared.frame, prepared.test_positions
+    if hasattr(model, "forecast"):  # fitted on the training days by the train stage
+        return np.array([model.forecast(frame.iloc[:p]) for p in positions], dtype="float64")
+    return prepared.transform.prices(frame, positions, predict(model, prepared.windows.x_test))
+
+
+def evaluate_model(model: keras.Model | Forecaster, prepared: Prepared, target: str) -> Evaluation:
+    """Forecast the test days, in price units, and score them beside the naive and last-price forecasts."""
+    split, frame, positions = prepared.split, prepared.frame, prepared.test_positions
+    predicted = test_forecasts(model, prepared)
+    last_price = frame["close"].to_numpy(dtype="float64")[positions - 1]
+    return compare(
+        split.test["date"], split.test[target].to_numpy(), predicted, float(split.train[target].iloc[-1]), last_price
+    )

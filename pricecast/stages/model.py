@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from pricecast.config import ModelConfig, TrainingConfig
 
@@ -19,17 +20,23 @@ if TYPE_CHECKING:  # TensorFlow is imported only when a model is built: it takes
 class Fitted:
     """A trained model, its per-epoch history (`loss`, and `val_loss` when validating) and fit time."""
 
-    model: keras.Model
+    model: keras.Model  # or a fitted baseline (stages.baselines), which forecasts from frames
     history: dict[str, list[float]]
     seconds: float
 
 
-def build_model(config: ModelConfig, lookback: int, learning_rate: float) -> keras.Model:
-    """`<cell>(units) -> Dense(1)`, linear output, compiled with Adam on mean squared error."""
+def build_model(config: ModelConfig, lookback: int, learning_rate: float, n_inputs: int = 1) -> keras.Model:
+    """`<cell>(units) -> Dense(1)`, linear output (zero-initialised with `zero_output`), Adam on mean squared error.
+
+    The recurrent layer is constructed before the output layer: Keras draws layer seeds in construction
+    order, and this order gives the seed's weights.
+    """
     import keras
 
     cell = {"SimpleRNN": keras.layers.SimpleRNN, "LSTM": keras.layers.LSTM, "GRU": keras.layers.GRU}[config.cell]
-    model = keras.Sequential([keras.Input(shape=(lookback, 1)), cell(config.units), keras.layers.Dense(1)])
+    recurrent = cell(config.units)
+    zeros = {"kernel_initializer": "zeros", "bias_initializer": "zeros"} if config.zero_output else {}
+    model = keras.Sequential([keras.Input(shape=(lookback, n_inputs)), recurrent, keras.layers.Dense(1, **zeros)])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mean_squared_error")
     return model
 
@@ -55,7 +62,7 @@ def fit_model(
         tf.config.threading.set_intra_op_parallelism_threads(config.threads)
     except RuntimeError:  # TensorFlow has run an op in this process already: its threads are set for good
         pass
-    model = build_model(model_config, x.shape[1], config.learning_rate)
+    model = build_model(model_config, x.shape[1], config.learning_rate, x.shape[2])
     start = time.perf_counter()
     history = model.fit(
         x,
@@ -69,6 +76,15 @@ def fit_model(
     )
     seconds = time.perf_counter() - start
     return Fitted(model, {k: [float(v) for v in values] for k, values in history.history.items()}, seconds)
+
+
+def fit_baseline(train: pd.DataFrame, kind: str, target: str) -> Fitted:
+    """A baseline (naive, last_price, drift, arima) fitted on the training days, as a `Fitted` with no history."""
+    from pricecast.stages.baselines import make_baseline
+
+    start = time.perf_counter()
+    model = make_baseline(kind, target).fit(train)
+    return Fitted(model, {}, time.perf_counter() - start)
 
 
 def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import tempfile
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import mlflow
@@ -18,8 +18,7 @@ from mlflow.models import infer_signature
 from pricecast.forecaster import PriceForecaster, model_input
 
 if TYPE_CHECKING:
-    import keras
-    from sklearn.preprocessing import MinMaxScaler
+    from pricecast.stages.features import FeatureTransform
 
 CHAMPION = "champion"
 FORECASTER_CODE = Path(__file__).parents[1] / "forecaster.py"
@@ -101,25 +100,57 @@ def forecast_model(ticker: str) -> ModelRef:
     return ModelRef(name, str(latest.version), latest.run_id, None)
 
 
-def log_model(network: keras.Model, scaler: MinMaxScaler, lookback: int, target: str, history: pd.DataFrame) -> str:
-    """Log the network, its scaler and window settings as one self-contained pyfunc model; returns its URI.
+def model_config_of(model: Any, transform: FeatureTransform) -> dict[str, Any]:
+    """What the registered model needs to forecast like `model`: a baseline's own settings, or the network's
+    representation, inputs and scaling statistics (the `level` scaler travels as an artifact)."""
+    if hasattr(model, "packaged"):
+        return model.packaged()
+    spec = transform.spec
+    config: dict[str, Any] = {
+        "kind": "network",
+        "lookback": spec.lookback,
+        "target": spec.target,
+        "representation": spec.representation,
+        "inputs": list(spec.inputs),
+    }
+    if spec.representation == "return":
+        config |= {
+            "input_mean": [float(v) for v in transform.input_mean],
+            "input_std": [float(v) for v in transform.input_std],
+            "target_scale": float(transform.target_scale),
+        }
+    return config
+
+
+def log_model(model: Any, transform: FeatureTransform, history: pd.DataFrame) -> str:
+    """Log a network (with its scaling) or a fitted baseline as one self-contained pyfunc model; returns its URI.
 
     The input example is the last `lookback` days of `history`; the signature takes the horizon param.
     """
+    config = model_config_of(model, transform)
+    requirements = [*MODEL_REQUIREMENTS, *(["statsmodels"] if config["kind"] == "arima" else [])]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        joblib.dump(scaler, folder / "scaler.joblib")
-        network.save(folder / "network.keras")
-        example = model_input(history, target, lookback)
-        forecast = PriceForecaster.from_parts(network, scaler, lookback, target).predict(None, example)
+        artifacts = {}
+        if config["kind"] == "network":
+            model.save(folder / "network.keras")
+            artifacts["network"] = str(folder / "network.keras")
+            if transform.level_scaler is not None and config["representation"] == "level":
+                joblib.dump(transform.level_scaler, folder / "scaler.joblib")
+                artifacts["scaler"] = str(folder / "scaler.joblib")
+        twin = PriceForecaster.from_config(
+            config, model if config["kind"] == "network" else None, transform.level_scaler
+        )
+        example = model_input(history, twin.columns, twin.lookback)
+        forecast = twin.predict(None, example)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=FORECASTER_CODE,
-            model_config={"lookback": lookback, "target": target},
-            artifacts={"network": str(folder / "network.keras"), "scaler": str(folder / "scaler.joblib")},
+            model_config=config,
+            artifacts=artifacts or None,
             signature=infer_signature(example, forecast, params={"horizon": 1}),
             input_example=(example, {"horizon": 1}),
-            pip_requirements=[f"{p}=={package_version(p)}" for p in MODEL_REQUIREMENTS],
+            pip_requirements=[f"{p}=={package_version(p)}" for p in requirements],
         )
     return info.model_uri
 

@@ -141,6 +141,14 @@ def code_version() -> str:
     return commit + ("-dirty" if dirty else "")
 
 
+def model_label(config: Config) -> str:
+    """A run's name: the network's cell, representation, epochs and seed, or the baseline's name."""
+    if config.model.kind != "network":
+        return f"baseline {config.model.kind}"
+    m, t = config.model, config.training
+    return f"{m.cell}({m.units}) {config.features.representation} {t.epochs} epochs seed {t.seed}"
+
+
 @contextmanager
 def training_run(
     config: Config, prices: PriceFile, split: Split, flow_run_id: str | None
@@ -153,13 +161,14 @@ def training_run(
     """
     paths = config.paths()
     experiment_id = ensure_experiment(experiment_name(config.tracking, prices.ticker), paths)
-    name = f"{config.model.cell}({config.model.units}) {config.training.epochs} epochs seed {config.training.seed}"
+    name = model_label(config)
     with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=process_tags()) as run:
         try:
             mlflow.set_tags(
                 {
                     "ticker": prices.ticker,
                     "target": config.data.target,
+                    "model.kind": config.model.kind,
                     "data.source": prices.source,
                     "data.train_range": date_range(split.train),
                     "data.test_range": date_range(split.test),
@@ -218,17 +227,16 @@ def log_results(
             folder = Path(tmp)
             evaluation.predictions.to_csv(folder / "predictions.csv", index=False, date_format="%Y-%m-%d")
             mlflow.log_artifact(str(folder / "predictions.csv"))
-            joblib.dump(prepared.scaled.scaler, folder / "scaler.joblib")
-            mlflow.log_artifact(str(folder / "scaler.joblib"))
-        model_uri = registry.log_model(
-            fitted.model, prepared.scaled.scaler, config.window.lookback, config.data.target, prepared.split.train
-        )
+            joblib.dump(prepared.transform, folder / "features.joblib")
+            mlflow.log_artifact(str(folder / "features.joblib"))
+        model_uri = registry.log_model(fitted.model, prepared.transform, prepared.split.train)
         tags = mlflow.get_run(run.info.run_id).data.tags
         description = (
-            f"{config.model.cell}({config.model.units}) on {ticker} {config.data.target}, "
+            f"{model_label(config)} on {ticker} {config.data.target}, "
             f"trained {tags['data.train_range']}, tested {tags['data.test_range']}: "
             f"MAE {evaluation.metrics['mae']:.4g} vs naive {evaluation.metrics['naive_mae']:.4g} "
-            f"(skill {evaluation.metrics['skill']:+.3f})"
+            f"(skill {evaluation.metrics['skill']:+.3f}), vs last price {evaluation.metrics['last_price_mae']:.4g} "
+            f"(skill_last_price {evaluation.metrics['skill_last_price']:+.3f})"
         )
         version = registry.register(model_uri, ticker, tags["data_digest"], description)
     except OSError as exc:
@@ -245,35 +253,6 @@ def artifact_root() -> str:
     """Where the active run's experiment keeps artifacts (runs' and models'): a folder for a local store."""
     location = mlflow.get_experiment(mlflow.active_run().info.experiment_id).artifact_location
     return urllib.parse.urlparse(location).path if location.startswith("file:") else location
-
-
-@contextmanager
-def forecast_run(
-    config: Config, ticker: str, ref: registry.ModelRef, title: str, flow_run_id: str | None
-) -> Iterator[mlflow.ActiveRun]:
-    """A run in `<prefix>-<TICKER>-forecasts` (apart from the training runs), tagged with the model it used."""
-    experiment_id = ensure_experiment(f"{experiment_name(config.tracking, ticker)}-forecasts", config.paths())
-    with mlflow.start_run(experiment_id=experiment_id, run_name=title, tags=process_tags()) as run:
-        mlflow.set_tags(
-            {
-                "ticker": ticker,
-                "model": ref.name,
-                "model_version": ref.version,
-                "model_alias": ref.alias or "latest",
-                "model_run_id": ref.run_id,
-                "prefect.flow_run_id": flow_run_id or "",
-            }
-        )
-        mlflow.log_params({"horizon": config.forecast.horizon, "model_uri": ref.uri})
-        yield run
-
-
-def log_forecasts(rows: pd.DataFrame, figure: Figure, summary: dict[str, float]) -> None:
-    """The forecasts table, its plot and, for past days, the error against naive, in the active run."""
-    if summary:
-        mlflow.log_metrics(summary)
-    mlflow.log_figure(figure, "plots/forecast.png")
-    mlflow.log_text(rows.to_csv(index=False), "forecasts.csv")
 
 
 def set_tags(run_id: str, tags: dict[str, str]) -> None:

@@ -1,0 +1,68 @@
+"""Config groups of forecasting quality: what the network reads, walk-forward backtests, tuning.
+
+Part of the one config object (`pricecast.config.Config`), kept here so each module stays small.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+InputColumn = Literal["open", "high", "low", "close", "volume"]
+ModelKind = Literal["network", "naive", "last_price", "drift", "arima"]
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FeaturesConfig(_Group):
+    """What the network reads and how: the seed's scaled levels, or scale-free log returns."""
+
+    representation: Literal["level", "return"] = Field(
+        "return",
+        description="'level': MinMax-scaled prices of the target alone (the seed's); 'return': log ratios to the "
+        "latest known price, standardised on the training days; forecasts are always prices.",
+    )
+    inputs: tuple[InputColumn, ...] = Field(
+        ("open", "high", "low", "close"),
+        description="Columns read per past day, comma-separated ('level' reads the target alone).",
+    )
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _comma_separated(cls, v: Any) -> Any:
+        return tuple(c.strip().lower() for c in v.split(",") if c.strip()) if isinstance(v, str) else v
+
+
+class BacktestConfig(_Group):
+    """Walk-forward backtests: the last `folds` blocks of `fold_days` trading days, every model refitted per fold."""
+
+    folds: int = Field(8, ge=1, description="Test folds of the walk-forward backtest (the latest ones).")
+    fold_days: int = Field(16, ge=1, description="Trading days per fold.")
+    models: tuple[ModelKind, ...] = Field(
+        ("network", "naive", "last_price", "drift", "arima"),
+        description="Models compared, comma-separated ('network' is this config's network).",
+    )
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _comma_separated(cls, v: Any) -> Any:
+        return tuple(c.strip().lower() for c in v.split(",") if c.strip()) if isinstance(v, str) else v
+
+
+class TuneConfig(_Group):
+    """Optuna search over cell, units, lookback, learning rate, epochs and representation (`pricecast tune`)."""
+
+    trials: int = Field(20, ge=1, description="Trials of the study.")
+    parallel: int = Field(1, ge=1, description="Processes running trials at once (journal storage is safe for it).")
+    validation_folds: int = Field(
+        4, ge=1, description="Folds (of backtest fold_days) just before the backtest's test folds: the objective."
+    )
+    storage: str | None = Field(
+        None,
+        description="Optuna storage URL (a database server); empty = a journal file in <home>/tune/.",
+    )
+    output: Path | None = Field(None, description="Best config YAML; empty = <home>/tune/<TICKER>-best.yaml.")
