@@ -8,19 +8,66 @@ from typing import TYPE_CHECKING
 from pricecast.stages.evaluate import METRICS
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from pricecast.config import Config
     from pricecast.promote import Decision
     from pricecast.tracking.runs import RunRecord
 
 
 def metrics_table(metrics: dict[str, float]) -> str:
-    """Markdown table: each metric for the model and the naive forecast on the same days."""
-    rows = ["| metric | model | naive (tomorrow = today) |", "| --- | ---: | ---: |"]
-    rows += [
-        f"| {m.upper()}{' (%)' if m == 'mape' else ''} | {metrics[m]:.4f} | {metrics[f'naive_{m}']:.4f} |"
-        for m in METRICS
-    ]
-    rows.append(f"| skill (1 - MAE / naive MAE) | {metrics['skill']:+.4f} | 0 |")
+    """Markdown table: each metric for the model, the naive forecast and (when logged) the last price."""
+    last = "last_price_mae" in metrics
+    rows = ["| metric | model | naive (tomorrow = today) |" + (" last price (today's close) |" if last else "")]
+    rows.append("| --- | ---: | ---: |" + (" ---: |" if last else ""))
+    for m in METRICS:
+        extra = f" {metrics[f'last_price_{m}']:.4f} |" if last else ""
+        rows.append(
+            f"| {m.upper()}{' (%)' if m == 'mape' else ''} | {metrics[m]:.4f} | {metrics[f'naive_{m}']:.4f} |{extra}"
+        )
+    rows.append(f"| skill (1 - MAE / naive MAE) | {metrics['skill']:+.4f} | 0 |" + (" |" if last else ""))
+    if last:
+        rows.append(f"| skill_last_price (1 - MAE / last-price MAE) | {metrics['skill_last_price']:+.4f} | | 0 |")
     return "\n".join(rows)
+
+
+def verdict(metrics: dict[str, float], subject: str) -> str:
+    """One sentence: better or not than naive, and than the last price when it was scored."""
+    naive = "better" if metrics["skill"] > 0 else "no better"
+    text = f"{subject} is {naive} than the naive forecast (tomorrow = today): skill {metrics['skill']:+.3f}"
+    if "skill_last_price" in metrics:
+        last = "better" if metrics["skill_last_price"] > 0 else "no better"
+        text += f"; {last} than the last price (today's close): skill_last_price {metrics['skill_last_price']:+.3f}"
+    return text + "."
+
+
+def backtest_text(ticker: str, scores: pd.DataFrame, config: Config) -> str:
+    """The backtest's table (one row per model) and, plainly, whether anything beats the last price."""
+    b = config.backtest
+    shown = scores[["mae", "rmse", "mase", "skill", "skill_last_price", "dm_naive_p", "dm_last_price_p"]]
+    lines = [
+        f"{ticker}: walk-forward backtest, {b.folds} folds x {b.fold_days} days, every model refitted before each fold",
+        shown.to_string(float_format=lambda v: f"{v:.4f}"),
+    ]
+    others = scores.drop(index=["last_price"], errors="ignore")
+    winners = others[others["skill_last_price"] > 0].index.tolist()
+    if winners:
+        lines.append(f"Beating the last price on these days: {', '.join(winners)} (see dm_last_price_p for chance).")
+    else:
+        lines.append("No model beats the last price (tomorrow's open = today's close) on these days.")
+    return "\n".join(lines)
+
+
+def side_by_side(metrics: dict[str, float], scores: pd.DataFrame, config: Config) -> str:
+    """The single test window's skills beside the walk-forward backtest's, for the same configuration."""
+    row = scores.loc["network"] if "network" in scores.index else scores.loc[config.model.kind]
+    days = config.backtest.folds * config.backtest.fold_days
+    return (
+        f"single test window ({config.split.test_days} days): skill {metrics['skill']:+.3f}, "
+        f"skill_last_price {metrics['skill_last_price']:+.3f}\n"
+        f"walk-forward backtest ({days} days):  skill {row['skill']:+.3f}, "
+        f"skill_last_price {row['skill_last_price']:+.3f}"
+    )
 
 
 def summary_markdown(ticker: str, record: RunRecord, test_range: str) -> str:

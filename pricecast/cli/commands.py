@@ -11,22 +11,11 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from pricecast.cli.evaluation import backtest_flags, cmd_backtest, cmd_train, cmd_tune, train_flags
 from pricecast.cli.flags import given_values
-from pricecast.cli.show import print_record, status_lines
+from pricecast.cli.show import status_lines
 from pricecast.cli.team import cmd_deploy, cmd_stack, cmd_store, deploy_args, stack_args, store_args
 from pricecast.config import Config
-
-
-def cmd_train(config: Config, args: argparse.Namespace) -> int:
-    from pricecast.stages.prepare import check_inputs
-
-    check_inputs(config)  # bad input is one line in a second, before MLflow, Prefect or TensorFlow load
-    from flows.train import train
-    from pricecast.tracking.connect import preflight
-
-    preflight(config.tracking, config.paths())
-    print_record(train(config))
-    return 0
 
 
 def cmd_ui(config: Config, args: argparse.Namespace) -> int:
@@ -245,7 +234,9 @@ def _trigger_args(p: argparse.ArgumentParser) -> None:
 
 
 COMMANDS = {
-    "train": (cmd_train, "train, evaluate, log and register one ticker's forecaster", None),
+    "train": (cmd_train, "train, evaluate, log and register one ticker's forecaster (or a baseline)", train_flags),
+    "backtest": (cmd_backtest, "walk-forward backtest of the network and the baselines on one ticker", backtest_flags),
+    "tune": (cmd_tune, "search network settings with Optuna on validation folds; write the best config", None),
     "add": (cmd_add, "check price files and put them in data/incoming/ for the next retrain", _files),
     "retrain": (cmd_retrain, "merge data/incoming/, retrain, promote better challengers (here and now)", _force),
     "status": (

@@ -6,16 +6,12 @@ from typing import Any
 
 
 def print_record(record: Any) -> None:
-    """A training run's link, its metrics against naive, and its registered version."""
-    from pricecast.report import metrics_table
+    """A training run's link, its metrics against naive and the last price, and its registered version."""
+    from pricecast.report import metrics_table, verdict
 
     print(f"\nMLflow run {record.run_id} ({record.url})")
     print(metrics_table(record.metrics))
-    verdict = "better" if record.metrics["skill"] > 0 else "no better"
-    print(
-        f"On these days the model is {verdict} than the naive forecast (tomorrow = today): skill "
-        f"{record.metrics['skill']:+.3f}."
-    )
+    print(verdict(record.metrics, "On these days the model"))
     print(
         f"Registered model {record.model_name} version {record.version} (`pricecast retrain` decides whether it "
         "becomes champion)."

@@ -101,7 +101,24 @@ def walk_forward(
         )
     frame = frame.reset_index(drop=True)
     plan = make_folds(len(frame), folds, fold_days, min_train)
-    everything: dict[str, ModelSource] = {"naive": Naive(target), "last_price": LastPrice(), **models}
+    everything: dict[str, ModelSource] = {"naive": Naive(target), "last_price": LastPrice(target=target), **models}
+    results = {
+        (fold.number, name): run_fold(frame, fold, _instance(s)) for fold in plan for name, s in everything.items()
+    }
+    return assemble(frame, plan, results, target)
+
+
+def assemble(
+    frame: pd.DataFrame, plan: list[Fold], results: Mapping[tuple[int, str], np.ndarray], target: str
+) -> pd.DataFrame:
+    """One table of fold forecasts (`(fold number, model) -> forecasts`, computed anywhere, in any order).
+
+    Returns:
+        One row per fold day: `fold, date, actual, naive_scale` (MASE's denominator, from the
+        rows before the fold), then a column per model in the order first seen.
+    """
+    frame = frame.reset_index(drop=True)
+    names = list(dict.fromkeys(name for _, name in results))
     parts = []
     for fold in plan:
         part = pd.DataFrame(
@@ -112,10 +129,17 @@ def walk_forward(
                 "naive_scale": naive_scale(frame[target].to_numpy(dtype="float64")[: fold.start]),
             }
         )
-        for name, source in everything.items():
-            part[name] = run_fold(frame, fold, _instance(source))
+        for name in names:
+            part[name] = results[(fold.number, name)]
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
+
+
+def cumulative_error(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """Each model's cumulative absolute error minus the naive forecast's, day by day (below 0: ahead of naive)."""
+    models = [c for c in forecasts.columns if c not in INFO_COLUMNS]
+    errors = forecasts[models].sub(forecasts["actual"], axis=0).abs().cumsum()
+    return errors.sub(errors["naive"], axis=0).assign(date=forecasts["date"], fold=forecasts["fold"])
 
 
 def naive_scale(train: np.ndarray) -> float:

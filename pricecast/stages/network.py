@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pricecast.config import Config, ModelConfig, TrainingConfig
+from pricecast.stages.baselines import Forecaster, make_baseline
 from pricecast.stages.features import FeatureSpec, FeatureTransform
 from pricecast.stages.model import fit_model, predict
 
@@ -37,6 +38,20 @@ def feature_spec(config: Config) -> FeatureSpec:
 def feature_transform(config: Config) -> FeatureTransform:
     """An unfitted transform with the config's spec and scaling range."""
     return FeatureTransform(feature_spec(config), (config.scaling.feature_min, config.scaling.feature_max))
+
+
+def backtest_model(name: str, config: Config) -> NetworkForecaster | Forecaster:
+    """A fresh model of a backtest by name: `network` is the config's network, the others baselines."""
+    if name == "network":
+        return NetworkForecaster(config)
+    return make_baseline(name, config.data.target)
+
+
+def min_train(names: list[str] | tuple[str, ...], config: Config) -> int:
+    """Rows every named model needs before a fold: a network its lookback + 1, ARIMA a few, the others 2."""
+    return max(
+        [2, *((config.window.lookback + 1) for n in names if n == "network"), *(10 for n in names if n == "arima")]
+    )
 
 
 @dataclass

@@ -59,3 +59,20 @@ def run_figures(
         "loss.png": loss_figure(history, f"{ticker}: loss per epoch"),
         "forecast.png": predictions_figure(predictions, f"{ticker}: real and predicted {target}", f"{target} price"),
     }
+
+
+def cumulative_error_figure(cumulative: pd.DataFrame, title: str) -> Figure:
+    """Each model's cumulative absolute error minus naive's over the backtest's days; folds shaded in turn."""
+    fig = Figure(figsize=(10, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    dates = pd.to_datetime(cumulative["date"])
+    for fold, days in dates.groupby(cumulative["fold"].to_numpy()):
+        if fold % 2:
+            ax.axvspan(days.iloc[0], days.iloc[-1], color="0.93")
+    for name in [c for c in cumulative.columns if c not in ("date", "fold")]:
+        style = {"color": "black", "linestyle": "--"} if name == "naive" else {}
+        ax.plot(dates, cumulative[name], label=name, **style)
+    ax.set(title=title, xlabel="date", ylabel="cumulative |error| minus naive's (price units)")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    return fig
