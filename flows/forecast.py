@@ -14,7 +14,7 @@ from pricecast.config import Config
 from pricecast.forecast import labelled, score
 from pricecast.prices.stores import open_store
 from pricecast.stages.plot import forecast_figure
-from pricecast.tracking import connect, forecast_runs, registry
+from pricecast.tracking import connect, forecast_runs
 from tasks.forecast import append_forecasts, forecast_range, load_model
 from tasks.prices import read_ticker_prices
 from tasks.tracking import publish_forecast
@@ -34,22 +34,21 @@ class Forecast:
 
 @flow(name="forecast-ticker", flow_run_name="forecast-{ticker}")
 def forecast_ticker(config: Config, ticker: str, start: date | None = None, end: date | None = None) -> Forecast:
-    """Forecast one ticker from its champion (else its latest version); record the forecasts everywhere."""
+    """Forecast one ticker from its champion (else its latest version) unless it loses to a baseline, then from
+    the best baseline; or from the version asked for. Record the forecasts everywhere."""
     quiet_expected_errors()
     store, horizon = open_store(config), config.forecast.horizon
     frame = read_ticker_prices(store, ticker)
-    ref, model = load_model(ticker)
-    if ref.alias is None:
-        get_run_logger().warning("%s has no champion yet: forecasting with %s", ticker, ref.label)
+    ref, model = load_model(ticker, config.forecast.version)
+    if ref.baseline or ref.note:
+        get_run_logger().warning("%s: forecasting with %s", ticker, ref.label)
     rows = labelled(forecast_range(model, frame, start, end, horizon), ticker, ref, pd.Timestamp.now(tz="UTC"))
     scores = score(rows)
     days = rows["as_of"].iloc[0] + (f"..{rows['as_of'].iloc[-1]}" if start or end else "")
-    title = f"{ticker}: {horizon}-day forecasts as of {days}"
-    target = registry.forecaster_of(model).target
+    title = f"{ticker}: {horizon}-day forecasts as of {days} from {ref.model_column}"
+    figure = forecast_figure(frame, rows, title, model.target, config.forecast.plot_days)
     with forecast_runs.forecast_run(config, ticker, ref, title, flow_run.id) as run:
-        forecast_runs.log_forecasts(
-            rows, forecast_figure(frame, rows, title, target, config.forecast.plot_days), scores
-        )
+        forecast_runs.log_forecasts(rows, figure, scores)
         path = append_forecasts(store, ticker, rows)
     publish_forecast(ticker, rows, ref)
     return Forecast(ticker, ref.label, rows, scores, run.info.run_id, path)

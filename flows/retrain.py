@@ -22,7 +22,9 @@ def retrain(config: Config = Config(), tickers: list[str] | None = None, force: 
     paths, store = config.paths(), open_store(config)
     connect.connect(config.tracking, paths)
     # Merge new files into the store; bad ones go to incoming/rejected/ with the reason.
-    merge_incoming_files(store, paths.incoming, config.window.lookback + 1 + config.promotion.holdout_days)
+    merge_incoming_files(
+        store, paths.incoming, config.window.lookback + 1 + config.promotion.folds * config.promotion.holdout_days
+    )
     # Retrain each ticker on the configured task runner (threads, processes, Dask); one ticker's
     # failure does not stop the others, but fails the run.
     chosen = [t.upper() for t in tickers or store.tickers()]

@@ -28,11 +28,12 @@ def retrain_ticker(config: Config, ticker: str, force: bool = False) -> Decision
         get_run_logger().info("%s: %s", ticker, skipped.reason)
         return skipped
     # Train a challenger on the store, tested on the latest holdout days.
-    challenger = train(challenger_config(config, ticker, paths))
-    # Score the champion on the same days and decide.
-    decision = judge(ticker, frame, challenger, config.promotion)
-    # Record the decision on both runs, the versions, the model; move the alias if promoted.
-    record_decision(decision, challenger.run_id, frame, config.promotion.holdout_days)
+    trained = challenger_config(config, ticker, paths)
+    challenger = train(trained)
+    # Walk-forward over the latest folds: challenger and champion refitted before each, on the same days; decide.
+    decision = judge(ticker, frame, challenger, trained)
+    # Record the decision on both runs, the versions (their latest evaluation), the model; move the alias last.
+    record_decision(decision, challenger.run_id, frame, config.promotion.folds * config.promotion.holdout_days)
     get_run_logger().info("%s: %s (%s)", ticker, decision.action, decision.reason)
     return decision
 

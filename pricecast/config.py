@@ -182,7 +182,14 @@ class PromotionConfig(_Group):
 class ForecastConfig(_Group):
     """Forecasts from each ticker's champion: the forecast flow and the served model."""
 
-    horizon: int = Field(1, ge=1, le=260, description="Trading days to forecast, one step at a time.")
+    horizon: int = Field(
+        1, ge=1, le=260, description="Trading days to forecast: the first direct, later ones recursive."
+    )
+    version: str | None = Field(
+        None,
+        description="Registered version to forecast with or serve, even one that loses to a baseline (with a "
+        "warning); empty = the champion, unless no version beats naive and last price (then the best baseline).",
+    )
     after_retrain: bool = Field(
         True, description="The retrain flow forecasts each ticker with a champion when it is done."
     )

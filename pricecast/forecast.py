@@ -7,18 +7,15 @@ made it, and, when the day has passed, what actually happened beside the naive f
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from pricecast import serving
 from pricecast.errors import DataError
-from pricecast.forecaster import model_input, trading_days_after
+from pricecast.forecaster import PriceForecaster, model_input, trading_days_after
 from pricecast.stages.evaluate import error_metrics, skill
 from pricecast.tracking import registry
-
-if TYPE_CHECKING:
-    import mlflow
 
 #: Columns of a ticker's forecasts file, in order.
 COLUMNS = [
@@ -26,6 +23,7 @@ COLUMNS = [
     "ticker",
     "as_of",
     "step",
+    "method",
     "date",
     "forecast",
     "naive",
@@ -60,19 +58,21 @@ def as_of_days(frame: pd.DataFrame, start: date | None, end: date | None, lookba
     return chosen.reset_index(drop=True)
 
 
-def forecast_from(model: mlflow.pyfunc.PyFuncModel, frame: pd.DataFrame, days: pd.Series, horizon: int) -> pd.DataFrame:
-    """What the model forecasts from each day's history, with the naive forecast and, once known, the actual price.
+def forecast_from(forecaster: PriceForecaster, frame: pd.DataFrame, days: pd.Series, horizon: int) -> pd.DataFrame:
+    """What the forecaster says from each day's history, with the naive forecast and, once known, the actual price.
 
     A forecast for a day the store already holds gets that trading day's date and price (the k-th
     store day after the as-of day); later ones the weekdays after the last day the store holds.
     """
-    forecaster = registry.forecaster_of(model)
     target = forecaster.target
     parts = []
     for day in days:
         position = int(frame["date"].searchsorted(day, side="right"))
         history = frame.iloc[:position]
-        out = model.predict(model_input(history, target, forecaster.lookback), params={"horizon": horizon})
+        given = model_input(history, forecaster.columns, forecaster.lookback)
+        out = forecaster.predict(None, given, {"horizon": horizon})
+        if "method" not in out:  # a version's code from before multi-step labels
+            out["method"] = ["direct"] + ["recursive"] * (horizon - 1)
         later = frame.iloc[position : position + horizon]
         actual = np.full(horizon, np.nan)
         actual[: len(later)] = later[target].to_numpy()
@@ -97,7 +97,7 @@ def labelled(rows: pd.DataFrame, ticker: str, ref: registry.ModelRef, made_at: p
     return rows.assign(
         made_at=f"{made_at:%Y-%m-%dT%H:%M:%SZ}",
         ticker=ticker,
-        model=ref.name,
+        model=ref.model_column,
         version=ref.version,
         model_alias=ref.alias or "latest",
         run_id=ref.run_id,
@@ -121,14 +121,14 @@ def score(rows: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def load_model(ticker: str) -> tuple[registry.ModelRef, mlflow.pyfunc.PyFuncModel]:
-    """The champion (else the latest version, said in its label), loaded."""
-    ref = registry.forecast_model(ticker)
-    return ref, registry.load_forecaster(ref.name, ref.version)
+def load_model(ticker: str, requested: str | None = None) -> tuple[registry.ModelRef, PriceForecaster]:
+    """The model to forecast with (`pricecast.serving.choose_model`: never a loser unless asked for), loaded."""
+    ref = serving.choose_model(ticker, requested)
+    return ref, serving.load(ref)
 
 
 def forecast_range(
-    model: mlflow.pyfunc.PyFuncModel, frame: pd.DataFrame, start: date | None, end: date | None, horizon: int
+    forecaster: PriceForecaster, frame: pd.DataFrame, start: date | None, end: date | None, horizon: int
 ) -> pd.DataFrame:
     """Forecasts from the store's last day, or from every day of `start..end` (backfill)."""
-    return forecast_from(model, frame, as_of_days(frame, start, end, registry.forecaster_of(model).lookback), horizon)
+    return forecast_from(forecaster, frame, as_of_days(frame, start, end, forecaster.lookback), horizon)

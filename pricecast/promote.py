@@ -5,17 +5,15 @@ Pure functions decide; `record_decision` writes the decision through `pricecast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from pricecast.config import Config, Paths, PromotionConfig, SplitConfig
 from pricecast.prices.store import digest
-from pricecast.stages.evaluate import Evaluation, compare
-from pricecast.stages.window import windows_before
+from pricecast.stages.backtest import score, walk_forward
+from pricecast.stages.network import backtest_model, min_train
 from pricecast.tracking import registry, runs
 
 if TYPE_CHECKING:
@@ -48,25 +46,43 @@ def challenger_config(config: Config, ticker: str, paths: Paths) -> Config:
     )
 
 
-def evaluate_on_holdout(
-    predict_prices: Callable[[np.ndarray], np.ndarray],
-    lookback: int,
-    frame: pd.DataFrame,
-    target: str,
-    holdout_days: int,
-) -> Evaluation:
-    """Score a price forecaster (windows in price units -> prices) on the latest `holdout_days`.
+def config_of_run(params: dict[str, str], base: Config) -> Config:
+    """A registered version's training config from its run's params (`group.field` text), laid over `base`
+    (whose data, store and everything else but the model's settings and target are kept).
+
+    Runs from before representations existed trained `level` networks of the target alone.
+    """
+    values = base.model_dump()
+    for key, value in params.items():
+        group, _, name = key.partition(".")
+        if (group in ("scaling", "features", "window", "model", "training") and name in values[group]) or (
+            key == "data.target"
+        ):
+            values[group][name] = None if value == "" else value
+    if "features.representation" not in params:
+        values["features"] = {"representation": "level", "inputs": [values["data"]["target"]]}
+        values["model"] |= {"zero_output": False, "kind": "network"}
+    return Config.model_validate(values)
+
+
+def walk_forward_scores(frame: pd.DataFrame, models: dict[str, Config], config: PromotionConfig) -> pd.DataFrame:
+    """Every model refitted before each of the latest `folds` folds of `holdout_days` days; scored on them.
 
     Raises:
-        DataError: too few rows for the holdout and one lookback window before it.
+        DataError: too few rows for the folds and the models' lookbacks before them.
     """
-    values = frame[target].to_numpy(dtype="float64")
-    windows = windows_before(values, lookback, holdout_days)
-    predicted = np.asarray(predict_prices(windows), dtype="float64")
-    holdout = frame.iloc[-holdout_days:]
-    return compare(
-        holdout["date"], holdout[target].to_numpy(dtype="float64"), predicted, float(values[-holdout_days - 1])
-    )
+    names = {name: cfg.model.kind for name, cfg in models.items()}
+    need = max(min_train([kind], cfg) for kind, cfg in zip(names.values(), models.values(), strict=True))
+    target = next(iter(models.values())).data.target
+    sources = {name: (lambda c=cfg: backtest_model(c.model.kind, c)) for name, cfg in models.items()}
+    forecasts = walk_forward(frame, sources, target, config.folds, config.holdout_days, need)
+    return score(forecasts)
+
+
+def metrics_of(row: pd.Series) -> dict[str, float]:
+    """The walk-forward numbers a decision keeps (and the versions' `eval.*` tags record)."""
+    keys = ("mae", "rmse", "mase", "naive_mae", "last_price_mae", "skill", "skill_last_price")
+    return {k: float(row[k]) for k in keys}
 
 
 def decide(
@@ -103,25 +119,34 @@ def unchanged(ticker: str, frame: pd.DataFrame, references: list[ModelVersion | 
     return None
 
 
-def judge(ticker: str, frame: pd.DataFrame, challenger: runs.RunRecord, config: PromotionConfig) -> Decision:
-    """Score the champion on the challenger's holdout days, with its own scaler, lookback and target, and decide."""
+def judge(ticker: str, frame: pd.DataFrame, challenger: runs.RunRecord, config: Config) -> Decision:
+    """Walk-forward over the latest folds: the challenger's config and the champion's (from its run), each
+    refitted before each fold, on the same days; then decide."""
     champion = registry.champion(ticker)
-    champion_metrics = None
+    models = {"challenger": config}
     if champion is not None:
-        forecaster = registry.forecaster_of(registry.load_forecaster(registry.model_name(ticker), champion.version))
-        champion_metrics = evaluate_on_holdout(
-            forecaster.next_prices, forecaster.lookback, frame, forecaster.target, config.holdout_days
-        ).metrics
-    promote, reason = decide(challenger.metrics, champion_metrics, config)
+        params = mlflow_params(champion.run_id)
+        models["champion"] = config_of_run(params, config)
+    scores = walk_forward_scores(frame, models, config.promotion)
+    challenger_metrics = metrics_of(scores.loc["challenger"])
+    champion_metrics = metrics_of(scores.loc["champion"]) if champion is not None else None
+    promote, reason = decide(challenger_metrics, champion_metrics, config.promotion)
     return Decision(
         ticker,
         "promoted" if promote else "kept",
-        reason,
-        challenger.metrics,
+        reason + f" (walk-forward, {config.promotion.folds} folds x {config.promotion.holdout_days} days)",
+        challenger_metrics,
         champion_metrics,
         challenger.version,
         str(champion.version) if champion else None,
     )
+
+
+def mlflow_params(run_id: str) -> dict[str, str]:
+    """A run's params."""
+    import mlflow
+
+    return dict(mlflow.get_run(run_id).data.params)
 
 
 def unchanged_since_last_version(ticker: str, frame: pd.DataFrame) -> Decision | None:
@@ -140,6 +165,10 @@ def record_decision(decision: Decision, challenger_run_id: str) -> None:
     ticker, challenger, before = decision.ticker, decision.challenger_version, decision.champion_version
     if decision.champion:
         runs.log_metrics(challenger_run_id, {f"champion_{k}": v for k, v in decision.champion.items()})
+    evaluated = {"eval.at": when, "eval.kind": "walk-forward"}
+    for number, metrics in ((challenger, decision.challenger), (before, decision.champion)):
+        if number and metrics:
+            registry.set_version_tags(ticker, number, evaluated | {f"eval.{k}": str(v) for k, v in metrics.items()})
     if decision.action == "promoted":
         registry.set_champion(ticker, challenger)
     runs.set_tags(

@@ -88,16 +88,16 @@ def comparison_markdown(decision: Decision, holdout: str) -> str:
     lines = [f"# {decision.ticker}: {decision.action}", "", decision.reason, ""]
     if decision.challenger:
         lines += [
-            f"Holdout {holdout}.",
+            f"Walk-forward over {holdout}.",
             "",
             "| metric | challenger | champion | naive |",
             "| --- | ---: | ---: | ---: |",
         ]
-        for key in ("mse", "mae", "rmse", "mape"):
+        for key in ("mae", "rmse", "mase", "skill", "skill_last_price"):
             champ = f"{decision.champion[key]:.4f}" if decision.champion else "none"
+            naive = f"{decision.challenger['naive_mae']:.4f}" if key == "mae" else ""
             lines.append(
-                f"| {key.upper()} | {decision.challenger[key]:.4f} | {champ} | "
-                f"{decision.challenger[f'naive_{key}']:.4f} |"
+                f"| {key.upper() if len(key) < 5 else key} | {decision.challenger[key]:.4f} | {champ} | {naive} |"
             )
         lines += [
             "",

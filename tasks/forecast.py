@@ -4,24 +4,25 @@ from __future__ import annotations
 
 from datetime import date
 
-import mlflow
 import pandas as pd
 
 from pricecast import forecast
+from pricecast.forecaster import PriceForecaster
 from pricecast.prices.stores import PriceStore
 from pricecast.tracking import registry
 from tasks import stage
 
 
 @stage("load-model", retry="any")
-def load_model(ticker: str) -> tuple[registry.ModelRef, mlflow.pyfunc.PyFuncModel]:
-    """The champion (else the latest version, said in its label), loaded."""
-    return forecast.load_model(ticker)
+def load_model(ticker: str, requested: str | None = None) -> tuple[registry.ModelRef, PriceForecaster]:
+    """The champion (else the latest version) when it beats naive and last price, else the best baseline; or
+    the version asked for."""
+    return forecast.load_model(ticker, requested)
 
 
 @stage("forecast")
 def forecast_range(
-    model: mlflow.pyfunc.PyFuncModel, frame: pd.DataFrame, start: date | None, end: date | None, horizon: int
+    model: PriceForecaster, frame: pd.DataFrame, start: date | None, end: date | None, horizon: int
 ) -> pd.DataFrame:
     """Forecasts from the store's last day, or from every day of `start..end` (backfill)."""
     return forecast.forecast_range(model, frame, start, end, horizon)

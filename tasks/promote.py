@@ -6,7 +6,7 @@ import pandas as pd
 from prefect.artifacts import create_markdown_artifact
 
 from pricecast import promote, report
-from pricecast.config import PromotionConfig
+from pricecast.config import Config
 from pricecast.prices.stores import PriceStore
 from pricecast.stages.split import date_range
 from pricecast.tracking.runs import RunRecord
@@ -21,17 +21,17 @@ def check_store(store: PriceStore, ticker: str, force: bool) -> tuple[pd.DataFra
 
 
 @stage("judge")
-def judge(ticker: str, frame: pd.DataFrame, challenger: RunRecord, config: PromotionConfig) -> promote.Decision:
-    """Score the champion on the challenger's holdout days and decide."""
+def judge(ticker: str, frame: pd.DataFrame, challenger: RunRecord, config: Config) -> promote.Decision:
+    """Walk-forward over the latest folds: challenger and champion refitted before each fold, then decide."""
     return promote.judge(ticker, frame, challenger, config)
 
 
 @stage("record-decision", retry="any")
-def record_decision(decision: promote.Decision, run_id: str, frame: pd.DataFrame, holdout_days: int) -> None:
+def record_decision(decision: promote.Decision, run_id: str, frame: pd.DataFrame, days: int) -> None:
     """Record the decision in MLflow (the alias moves last) and as a Prefect artifact."""
     promote.record_decision(decision, run_id)
     create_markdown_artifact(
-        report.comparison_markdown(decision, date_range(frame.iloc[-holdout_days:])),
+        report.comparison_markdown(decision, date_range(frame.iloc[-days:])),
         key=report.artifact_key("retrain", decision.ticker),
         description=f"{decision.ticker} retrain decision",
     )

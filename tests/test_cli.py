@@ -15,11 +15,31 @@ def config_from(*argv: str) -> Config:
     return build_config(parser().parse_args(["train", *argv]))
 
 
-def test_defaults_are_the_seeds_choices() -> None:
+def test_defaults_are_the_chosen_return_network_and_the_seed_is_one_file_away() -> None:
     c = Config()
-    assert (c.window.lookback, c.model.cell, c.model.units) == (60, "SimpleRNN", 5)
-    assert (c.training.epochs, c.training.batch_size, c.training.validation_split) == (100, 100, 0.1)
-    assert (c.scaling.feature_min, c.scaling.feature_max, c.data.target) == (0, 1, "open")
+    assert (c.features.representation, c.features.inputs) == ("return", ("open", "high", "low", "close"))
+    assert (c.window.lookback, c.model.cell, c.model.units, c.model.zero_output) == (20, "GRU", 8, True)
+    assert (c.training.epochs, c.training.learning_rate, c.training.batch_size) == (10, 0.0003, 100)
+    seed = config_from("--config", str(PROJECT_ROOT / "configs" / "seed.yaml"))
+    assert (seed.features.representation, seed.features.inputs) == ("level", ("open",))
+    assert (seed.window.lookback, seed.model.cell, seed.model.units, seed.model.zero_output) == (
+        60,
+        "SimpleRNN",
+        5,
+        False,
+    )
+    assert (seed.training.epochs, seed.training.batch_size, seed.training.validation_split) == (100, 100, 0.1)
+    assert (seed.training.learning_rate, seed.scaling.feature_min, seed.scaling.feature_max) == (0.001, 0, 1)
+
+
+def test_inputs_and_models_are_comma_separated_flags_and_level_reads_the_target_alone() -> None:
+    c = config_from("--inputs", "close, volume", "--models", "network,arima", "--representation", "return")
+    assert c.features.inputs == ("close", "volume") and c.backtest.models == ("network", "arima")
+    assert c.flat()["features.inputs"] == "close,volume"
+    with pytest.raises(ValidationError, match="representation 'level' reads the target alone"):
+        config_from("--representation", "level")
+    with pytest.raises(ValidationError, match="inputs"):
+        config_from("--inputs", "open,vwap")
 
 
 def test_every_field_has_its_own_flag() -> None:
@@ -96,7 +116,8 @@ def test_merged_lays_overrides_over_a_served_config() -> None:
 
 def test_flat_params_name_every_field() -> None:
     flat = Config().flat()
-    assert flat["training.epochs"] == 100 and flat["model.cell"] == "SimpleRNN" and flat["data.path"] == ""
+    assert flat["training.epochs"] == 10 and flat["model.cell"] == "GRU" and flat["data.path"] == ""
+    assert flat["features.representation"] == "return" and flat["model.kind"] == "network"
 
 
 def test_mlflow_tracking_uri_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

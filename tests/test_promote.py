@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from pricecast.config import PromotionConfig
+from pricecast.config import Config, PromotionConfig, TrainingConfig
 from pricecast.errors import DataError
-from pricecast.promote import decide, evaluate_on_holdout
+from pricecast.promote import config_of_run, decide, metrics_of, walk_forward_scores
 
 
 def metrics(mae: float, naive: float) -> dict[str, float]:
@@ -28,12 +27,24 @@ def test_decide() -> None:
     assert decide(metrics(2.7, 4), metrics(3.5, 4), with_margin)[0] is True
 
 
-def test_evaluate_on_holdout_scores_a_forecaster_on_the_latest_days() -> None:
-    frame = pd.DataFrame({"date": pd.bdate_range("2020-01-01", periods=30), "open": np.arange(1.0, 31.0)})
-    last_value = evaluate_on_holdout(lambda w: w[:, -1], 5, frame, "open", 4)  # a forecaster that is the naive one
-    assert last_value.predictions["date"].iloc[0] == pd.Timestamp(frame["date"].iloc[-4])
-    assert last_value.metrics["mae"] == last_value.metrics["naive_mae"] == 1.0
-    perfect = evaluate_on_holdout(lambda w: w[:, -1] + 1, 5, frame, "open", 4)
-    assert perfect.metrics["mae"] == 0.0 and perfect.metrics["skill"] == 1.0
-    with pytest.raises(DataError, match="30 rows are fewer than a holdout of 26 days plus a lookback of 5"):
-        evaluate_on_holdout(lambda w: w[:, -1], 5, frame, "open", 26)
+def test_walk_forward_scores_refit_each_model_on_the_same_latest_days(random_walk: pd.DataFrame) -> None:
+    models = {
+        "challenger": Config.model_validate({"model": {"kind": "last_price"}}),
+        "champion": Config.model_validate({"model": {"kind": "naive"}}),
+    }
+    scores = walk_forward_scores(random_walk, models, PromotionConfig(folds=2, holdout_days=5))
+    assert scores.loc["challenger", "mae"] == scores.loc["last_price", "mae"]
+    assert scores.loc["champion", "mae"] == scores.loc["naive", "mae"] == scores.loc["challenger", "naive_mae"]
+    challenger = metrics_of(scores.loc["challenger"])
+    assert challenger["skill_last_price"] == 0 and set(challenger) >= {"mae", "naive_mae", "last_price_mae", "skill"}
+    with pytest.raises(DataError, match="300 rows are too few for 2 folds of 150 days"):
+        walk_forward_scores(random_walk, models, PromotionConfig(folds=2, holdout_days=150))
+
+
+def test_a_version_from_before_representations_is_judged_as_the_level_network_it_is() -> None:
+    legacy = {"window.lookback": "60", "model.cell": "SimpleRNN", "model.units": "5", "training.epochs": "100"}
+    config = config_of_run(legacy, Config())
+    assert (config.features.representation, config.features.inputs) == ("level", ("open",))
+    assert (config.window.lookback, config.model.cell, config.model.zero_output) == (60, "SimpleRNN", False)
+    current = config_of_run(Config().model_copy(update={"training": TrainingConfig(epochs=3)}).flat(), Config())
+    assert current.features == Config().features and current.training.epochs == 3

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pricecast.config import Config
+from pricecast.config import PROJECT_ROOT, Config, load_yaml
 from pricecast.prices.parse import read_prices
 from pricecast.prices.sources import pick_ticker
 from pricecast.stages.scale import fit_scaler, transform
@@ -30,7 +30,7 @@ def variant(source: Path, folder: Path, shuffle: bool, us_dates: bool) -> Path:
 def test_seed_configuration_gives_16_test_days(
     shared_data: Path, tmp_path: Path, shuffle: bool, us_dates: bool
 ) -> None:
-    config = Config()
+    config = Config.model_validate(load_yaml(PROJECT_ROOT / "configs" / "seed.yaml"))
     train_path = variant(shared_data / "NSETATAGLOBAL.csv", tmp_path, shuffle, us_dates)
     test_path = variant(shared_data / "tatatest.csv", tmp_path, shuffle, us_dates)
     train = pick_ticker(read_prices(train_path), train_path, "TATA").frame

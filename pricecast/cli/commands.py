@@ -10,6 +10,7 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pricecast.cli.evaluation import backtest_flags, cmd_backtest, cmd_train, cmd_tune, train_flags
 from pricecast.cli.flags import given_values
@@ -117,15 +118,18 @@ def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_serve_model(config: Config, args: argparse.Namespace) -> int:
     from pricecast.errors import DataError
+    from pricecast.serving import choose_model
     from pricecast.tracking.connect import connect
-    from pricecast.tracking.registry import forecast_model
 
     if not config.data.ticker:
         raise DataError("serve-model serves one ticker's model: give --ticker X")
     uri = connect(config.tracking, config.paths())
-    ref = forecast_model(config.data.ticker)
+    ref = choose_model(config.data.ticker, config.forecast.version)
+    model_uri = ref.uri if not ref.baseline else _baseline_uri(config, ref)
     port = config.forecast.model_port
-    print(f"Serving {ref.label} ({ref.uri}) on http://127.0.0.1:{port}/invocations (Ctrl+C stops it)", flush=True)
+    if ref.note:
+        print(f"pricecast: warning: {ref.note}", file=sys.stderr, flush=True)
+    print(f"Serving {ref.label} ({model_uri}) on http://127.0.0.1:{port}/invocations (Ctrl+C stops it)", flush=True)
     os.environ["MLFLOW_TRACKING_URI"] = uri
     # MLflow starts `uvicorn` by name: the one beside this Python, even when the venv is not activated.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -136,7 +140,7 @@ def cmd_serve_model(config: Config, args: argparse.Namespace) -> int:
         "models",
         "serve",
         "-m",
-        ref.uri,
+        model_uri,
         "--env-manager",
         "local",
         "--host",
@@ -146,6 +150,20 @@ def cmd_serve_model(config: Config, args: argparse.Namespace) -> int:
     ]
     os.execv(sys.executable, command)
     return 0  # not reached
+
+
+def _baseline_uri(config: Config, ref: Any) -> str:
+    """A served fallback: the baseline logged as a model in a run of the ticker's forecasts experiment."""
+    import mlflow
+
+    from pricecast.prices.store import CsvStore
+    from pricecast.tracking import forecast_runs, registry
+
+    history = CsvStore(config.paths()).read(config.data.ticker)
+    with forecast_runs.forecast_run(config, config.data.ticker, ref, f"served {ref.baseline} baseline", None):
+        uri = registry.log_baseline(ref.baseline, ref.target, history)
+        mlflow.set_tag("served", "true")
+    return uri
 
 
 def _dates(p: argparse.ArgumentParser) -> None:

@@ -31,6 +31,9 @@ def forecast_run(
                 "model_version": ref.version,
                 "model_alias": ref.alias or "latest",
                 "model_run_id": ref.run_id,
+                "model_kind": f"baseline:{ref.baseline}" if ref.baseline else "registered",
+                "fallback": ref.baseline or "",
+                "model_note": ref.note[:5000],
                 "prefect.flow_run_id": flow_run_id or "",
             }
         )

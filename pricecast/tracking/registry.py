@@ -67,24 +67,53 @@ def forecaster_of(model: mlflow.pyfunc.PyFuncModel) -> PriceForecaster:
 
 @dataclass(frozen=True)
 class ModelRef:
-    """The version a forecast comes from: the champion, or the latest version while there is none."""
+    """What a forecast comes from: a registered version (the champion, another, or one asked for), or a
+    baseline served because no registered version beats it (`baseline` names it, `note` says why)."""
 
     name: str
     version: str
     run_id: str
     alias: str | None
+    baseline: str | None = None
+    note: str = ""
+    target: str = "open"
 
     @property
     def uri(self) -> str:
+        if self.baseline:
+            return f"baseline:{self.baseline}"
         return f"models:/{self.name}@{self.alias}" if self.alias else f"models:/{self.name}/{self.version}"
 
     @property
     def label(self) -> str:
-        return f"{self.name} v{self.version} ({self.alias or 'latest version: no champion yet'})"
+        if self.baseline:
+            return f"the {self.baseline} baseline (fallback: {self.note})"
+        what = self.alias if self.alias and self.alias != "requested" else None
+        text = f"{self.name} v{self.version} ({what or ('requested' if self.alias else 'latest version: no champion')})"
+        return f"{text}; {self.note}" if self.note else text
+
+    @property
+    def model_column(self) -> str:
+        """The forecasts CSV's `model` value: the registered model's name, or the baseline's."""
+        return self.baseline or self.name
+
+
+def versions(ticker: str) -> list[ModelVersion]:
+    """Every version of the ticker's registered model, newest first (empty when there is none)."""
+    name = model_name(ticker)
+    found = MlflowClient().search_model_versions(f"name = '{name}'") if _registered(name) else []
+    return sorted(found, key=lambda v: int(v.version), reverse=True)
+
+
+def set_version_tags(ticker: str, number: str, tags: dict[str, str]) -> None:
+    """Tags on one version (its latest evaluation, for instance)."""
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name(ticker), number, key, value)
 
 
 def forecast_model(ticker: str) -> ModelRef:
-    """The ticker's champion, else its latest version.
+    """The ticker's champion, else its latest version (no judgement of quality: see `pricecast.serving`).
 
     Raises:
         LookupError: the ticker has no registered version at all.
@@ -92,12 +121,21 @@ def forecast_model(ticker: str) -> ModelRef:
     best = champion(ticker)
     if best is not None:
         return ModelRef(best.name, str(best.version), best.run_id, CHAMPION)
-    name = model_name(ticker)
-    versions = MlflowClient().search_model_versions(f"name = '{name}'") if _registered(name) else []
-    if not versions:
+    found = versions(ticker)
+    if not found:
+        name = model_name(ticker)
         raise LookupError(f"No registered model {name}: train one first (`pricecast train --ticker {ticker}`)")
-    latest = max(versions, key=lambda v: int(v.version))
-    return ModelRef(name, str(latest.version), latest.run_id, None)
+    return ModelRef(found[0].name, str(found[0].version), found[0].run_id, None)
+
+
+def log_baseline(kind: str, target: str, history: pd.DataFrame) -> str:
+    """Log a baseline as a pyfunc model in the active run (no registration); returns its URI."""
+    from pricecast.stages.baselines import make_baseline
+    from pricecast.stages.features import FeatureSpec, FeatureTransform
+
+    model = make_baseline(kind, target).fit(history)
+    spec = FeatureSpec(target, (target,), "level", 1)
+    return log_model(model, FeatureTransform(spec), history)
 
 
 def model_config_of(model: Any, transform: FeatureTransform) -> dict[str, Any]:
