@@ -15,7 +15,7 @@ import statistics
 import time
 from pathlib import Path
 
-from pricecast.config import Config, TrainingConfig, go_offline
+from pricecast.config import Config, go_offline, load_yaml
 from pricecast.prices.sources import load_prices
 from pricecast.stages.evaluate import evaluate_model
 from pricecast.stages.model import fit_model
@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
 
     go_offline()
-    config = Config()
+    config = Config.model_validate(load_yaml(ROOT / "configs" / "seed.yaml"))  # the seed's configuration
     train_path, test_path = args.data_dir / "NSETATAGLOBAL.csv", args.data_dir / "tatatest.csv"
     # The same stages as the train flow, in the same order, through the same function.
     prepared = prepare(load_prices(train_path, "TATA"), load_prices(test_path, "TATA"), config)
@@ -54,7 +54,7 @@ def main() -> None:
     print(f"{'seed':>4} {'MSE':>10} {'MAE':>9} {'skill':>8} {'train s':>8}")
     results = []
     for seed in range(args.seeds):
-        training = TrainingConfig(epochs=args.epochs, seed=seed)
+        training = config.training.model_copy(update={"epochs": args.epochs, "seed": seed})
         start = time.perf_counter()
         fitted = fit_model(x, y, config.model, training)
         elapsed = time.perf_counter() - start

@@ -26,7 +26,8 @@ def latest_evaluation(version: ModelVersion) -> dict[str, float]:
     """`mae`, `naive_mae` and (when known) `last_price_mae` of a version's latest evaluation."""
     tags = version.tags or {}
     if "eval.mae" in tags:
-        return {k.removeprefix("eval."): float(v) for k, v in tags.items() if k.startswith("eval.") and k != "eval.at"}
+        skip = ("eval.at", "eval.kind")
+        return {k.removeprefix("eval."): float(v) for k, v in tags.items() if k.startswith("eval.") and k not in skip}
     metrics, _ = runs.run_data(version.run_id)
     return {k: metrics[k] for k in ("mae", "naive_mae", "last_price_mae", "skill", "skill_last_price") if k in metrics}
 

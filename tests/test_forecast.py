@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 
 from flows.forecast import forecast
 from flows.train import train
-from pricecast.config import Config, DataConfig, ForecastConfig, TrainingConfig
+from pricecast.config import Config, ForecastConfig, TrainingConfig, load_yaml, merged
 from pricecast.forecaster import PriceForecaster, model_input
 from pricecast.tracking import registry, runs
 
@@ -35,23 +35,23 @@ def trained(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     folder = tmp_path_factory.mktemp("forecast")
     data = folder / "tata.csv"
     data.write_text("\n".join((shared_data / "NSETATAGLOBAL.csv").read_text().splitlines()[:201]) + "\n")
-    config = Config(
-        home=folder / "home",
-        data=DataConfig(path=data, ticker="TATA"),
-        training=TrainingConfig(epochs=2, batch_size=32, seed=3),
-    )
+    seed = load_yaml(PROJECT_ROOT / "configs" / "seed.yaml")  # a level network: what versions before return were
+    config = Config.model_validate(
+        merged(seed, {"home": str(folder / "home"), "data": {"path": str(data), "ticker": "TATA"}})
+    ).model_copy(update={"training": TrainingConfig(epochs=2, batch_size=32, seed=3)})
     kept = {}
     original = runs.log_results
 
     def keep(config, ticker, fitted, evaluation, figures, prepared):  # noqa: ANN001, ANN202 - log_results' arguments
-        kept.update(network=fitted.model, scaler=prepared.scaled.scaler)
+        kept.update(network=fitted.model, scaler=prepared.transform.level_scaler)
         return original(config, ticker, fitted, evaluation, figures, prepared)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runs, "log_results", keep)
         record = train(config)
     store = pd.read_csv(config.paths().store_file("TATA"))  # dates as text: what a user reads from the store
-    return {"config": config, "record": record, "store": store, **kept}
+    asked = config.model_copy(update={"forecast": ForecastConfig(version=record.version)})
+    return {"config": config, "asked": asked, "record": record, "store": store, **kept}
 
 
 def test_in_memory_model_and_loaded_pyfunc_give_the_same_forecast(trained: dict) -> None:
@@ -69,7 +69,31 @@ def test_in_memory_model_and_loaded_pyfunc_give_the_same_forecast(trained: dict)
         .tolist()
     )
     np.testing.assert_allclose(got["forecast"], expected["forecast"], rtol=1e-6)
-    assert np.all(got["forecast"] > 0)
+    assert np.all(got["forecast"] > 0) and got["method"].tolist() == ["direct"] + ["recursive"] * 4
+
+
+def test_a_version_registered_before_representations_still_loads_and_forecasts(trained: dict) -> None:
+    """model_config with only lookback and target, artifacts network and scaler: what earlier versions hold."""
+    import joblib
+    import mlflow
+
+    from pricecast.tracking.registry import FORECASTER_CODE
+
+    folder = trained["config"].paths().root / "legacy"
+    folder.mkdir(exist_ok=True)
+    trained["network"].save(folder / "network.keras")
+    joblib.dump(trained["scaler"], folder / "scaler.joblib")
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=FORECASTER_CODE,
+            model_config={"lookback": 60, "target": "open"},
+            artifacts={"network": str(folder / "network.keras"), "scaler": str(folder / "scaler.joblib")},
+        )
+    history = trained["store"].iloc[:-3]
+    old = mlflow.pyfunc.load_model(info.model_uri).predict(model_input(history, "open", 60), params={"horizon": 2})
+    new = registry.load_forecaster(trained["record"].model_name, trained["record"].version)
+    np.testing.assert_allclose(old["forecast"], new.predict(history, params={"horizon": 2})["forecast"], rtol=1e-6)
 
 
 def test_forecast_flow_writes_the_csv_the_mlflow_run_and_the_prefect_table(trained: dict) -> None:
@@ -78,25 +102,33 @@ def test_forecast_flow_writes_the_csv_the_mlflow_run_and_the_prefect_table(train
 
     config = trained["config"].model_copy(update={"forecast": ForecastConfig(horizon=3)})
     client = MlflowClient(f"sqlite:///{config.paths().mlruns / 'mlflow.db'}")
-    [first] = forecast(config, ["TATA"])  # no champion yet: the latest version, and it says so
-    assert "no champion yet" in first.model
+    metrics = client.get_run(trained["record"].run_id).data.metrics
+    assert metrics["mae"] > min(metrics["naive_mae"], metrics["last_price_mae"])  # 2 epochs: a loser
+    baseline = "naive" if metrics["naive_mae"] < metrics["last_price_mae"] else "last_price"
+    [first] = forecast(config, ["TATA"])  # the only version loses: the best baseline, and it says so
+    assert f"the {baseline} baseline (fallback: no registered version beats" in first.model
     client.set_registered_model_alias("pricecast-TATA", "champion", trained["record"].version)
-    [second] = forecast(config, ["TATA"])
-    assert "champion" in second.model and "no champion" not in second.model
+    [fallback] = forecast(config, ["TATA"])  # a losing champion is not served either
+    assert "fallback" in fallback.model
+    asked = config.model_copy(update={"forecast": ForecastConfig(horizon=3, version=trained["record"].version)})
+    [second] = forecast(asked, ["TATA"])  # asked for by number: served, with its skill named
+    assert "asked for" in second.model and "does NOT beat" in second.model and "skill_last_price" in second.model
 
-    saved = pd.read_csv(config.paths().forecasts / "TATA.csv")
+    saved = pd.read_csv(config.paths().forecasts / "TATA.csv").iloc[3:].reset_index(drop=True)
     last_day = trained["store"]["date"].iloc[-1]
     assert len(saved) == 6 and saved["as_of"].eq(last_day).all() and saved["step"].tolist() == [1, 2, 3] * 2
-    assert saved["model_alias"].tolist() == ["latest"] * 3 + ["champion"] * 3
-    assert (
-        saved["version"].astype(str).eq(trained["record"].version).all()
-        and saved["run_id"].eq(trained["record"].run_id).all()
-    )
+    assert saved["method"].tolist() == ["direct", "recursive", "recursive"] * 2
+    assert saved["model"].tolist() == [baseline] * 3 + ["pricecast-TATA"] * 3
+    assert saved["model_alias"].tolist() == ["fallback"] * 3 + ["requested"] * 3
+    column = "open" if baseline == "naive" else "close"
+    assert saved["forecast"].iloc[:3].eq(trained["store"][column].iloc[-1]).all()
+    assert saved["version"].iloc[3:].astype(str).eq(trained["record"].version).all()
+    assert saved["run_id"].iloc[3:].eq(trained["record"].run_id).all()
     assert saved["naive"].eq(trained["store"]["open"].iloc[-1]).all() and saved["actual"].isna().all()
-    np.testing.assert_allclose(saved["forecast"].iloc[:3], saved["forecast"].iloc[3:])  # same version, same history
+    assert client.get_run(fallback.run_id).data.tags["fallback"] == baseline
 
     run = client.get_run(second.run_id)
-    assert run.data.tags["model_alias"] == "champion" and run.data.tags["model_version"] == trained["record"].version
+    assert run.data.tags["model_alias"] == "requested" and run.data.tags["model_version"] == trained["record"].version
     assert {a.path for a in client.list_artifacts(second.run_id)} >= {"forecasts.csv", "plots"}
     assert [a.path for a in client.list_artifacts(second.run_id, "plots")] == ["plots/forecast.png"]
     logged = pd.read_csv(client.download_artifacts(second.run_id, "forecasts.csv"))
@@ -115,7 +147,7 @@ def test_forecast_flow_writes_the_csv_the_mlflow_run_and_the_prefect_table(train
 
 
 def test_backfill_over_ten_past_days_writes_ten_forecasts_with_their_actuals(trained: dict) -> None:
-    config = trained["config"]
+    config = trained["asked"]
     store = trained["store"]
     days = store["date"].iloc[-11:-1]  # each has a next trading day in the store
     [result] = forecast(config, ["TATA"], date.fromisoformat(days.iloc[0]), date.fromisoformat(days.iloc[-1]))
@@ -142,7 +174,7 @@ def test_backfill_over_ten_past_days_writes_ten_forecasts_with_their_actuals(tra
 
 def test_a_backfill_outside_the_store_names_the_range(trained: dict) -> None:
     with pytest.raises(RuntimeError, match=r"No day in 1990-01-01..1990-02-01 has 60 days of history"):
-        forecast(trained["config"], ["TATA"], date(1990, 1, 1), date(1990, 2, 1))
+        forecast(trained["asked"], ["TATA"], date(1990, 1, 1), date(1990, 2, 1))
 
 
 # --- the model served by MLflow's own model server --------------------------------------------
@@ -161,7 +193,10 @@ def server(trained: dict) -> str:
     env = {**os.environ, "PRICECAST_HOME": str(config.paths().root)}
     env.pop("MLFLOW_TRACKING_URI", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "pricecast.cli", "serve-model", "--ticker", "TATA", "--model-port", str(port)],
+        [
+            *(sys.executable, "-m", "pricecast.cli", "serve-model", "--ticker", "TATA", "--model-port", str(port)),
+            *("--version", trained["record"].version),  # a loser by default would be replaced by a baseline
+        ],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -268,7 +303,7 @@ def test_a_horizon_past_the_store_takes_known_days_then_weekdays_after_the_last(
     from pricecast.forecast import forecast_from
 
     store = trained["store"].assign(date=lambda f: pd.to_datetime(f["date"]))
-    model = registry.load_forecaster(trained["record"].model_name, trained["record"].version)
+    model = registry.forecaster_of(registry.load_forecaster(trained["record"].model_name, trained["record"].version))
     rows = forecast_from(model, store, store["date"].iloc[[-2]], horizon=3)
     last = store["date"].iloc[-1]
     assert rows["date"].tolist() == [

@@ -11,18 +11,20 @@ from mlflow import MlflowClient
 
 from flows.retrain import retrain
 from pricecast.cli.show import status_lines
-from pricecast.config import Config, PromotionConfig, TrainingConfig, WindowConfig
+from pricecast.config import Config, FeaturesConfig, ModelConfig, PromotionConfig, TrainingConfig, WindowConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 
 def config(home: Path, epochs: int, gate: bool = False) -> Config:
-    """Tiny seeded runs: the epochs make a challenger better or worse, the same way every time."""
+    """Tiny seeded level networks: the epochs make a challenger better or worse, the same way every time."""
     return Config(
         home=home,
+        features=FeaturesConfig(representation="level", inputs=("open",)),
+        model=ModelConfig(cell="SimpleRNN", units=5, zero_output=False),
         window=WindowConfig(lookback=20),
         training=TrainingConfig(epochs=epochs, batch_size=16, learning_rate=0.01, seed=3),
-        promotion=PromotionConfig(holdout_days=10, naive_gate=gate),
+        promotion=PromotionConfig(holdout_days=10, folds=2, naive_gate=gate),
     )
 
 
@@ -95,6 +97,9 @@ def test_retrain_lifecycle(tata: pd.DataFrame, tmp_path: Path) -> None:
     assert challenger_run.data.tags["promotion.decision"] == "promoted"
     assert challenger_run.data.tags["promotion.champion_version"] == "2"
     assert challenger_run.data.metrics["champion_mae"] == pytest.approx(better.champion["mae"])
+    # The walk-forward score is the versions' latest evaluation: what forecasts decide to serve by.
+    assert float(challenger.tags["eval.mae"]) == pytest.approx(better.challenger["mae"])
+    assert challenger.tags["eval.kind"] == "walk-forward" and "eval.last_price_mae" in challenger.tags
     old = client.get_model_version("pricecast-TATA", "2")
     assert f"replaced as champion by version {better.challenger_version}" in old.description
     assert (

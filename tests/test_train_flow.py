@@ -14,7 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from flows.train import train
-from pricecast.config import Config, DataConfig, SplitConfig, TrainingConfig, WindowConfig
+from pricecast.config import Config, DataConfig, ModelConfig, SplitConfig, TrainingConfig, WindowConfig
 from pricecast.tracking import registry
 from pricecast.tracking.runs import RunRecord
 
@@ -39,7 +39,7 @@ def tiny_config(home: Path, files: tuple[Path, Path], seed: int = 7) -> Config:
         home=home,
         data=DataConfig(path=files[0], ticker="TATA"),
         split=SplitConfig(test_path=files[1]),
-        window=WindowConfig(lookback=60),
+        window=WindowConfig(lookback=60),  # the default network (return, OHLC, GRU 8) with a longer lookback
         training=TrainingConfig(epochs=2, batch_size=32, seed=seed),
     )
 
@@ -60,13 +60,23 @@ def test_run_params_metrics_and_history(first_run: tuple[Config, RunRecord]) -> 
     config, record = first_run
     run = client_for(config).get_run(record.run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.params["training.epochs"] == "2" and run.data.params["model.cell"] == "SimpleRNN"
+    assert run.data.params["training.epochs"] == "2" and run.data.params["model.cell"] == "GRU"
+    assert run.data.params["features.representation"] == "return" and run.data.params["model.kind"] == "network"
+    assert (
+        run.data.params["features.inputs"] == "open,high,low,close" and run.data.params["model.zero_output"] == "True"
+    )
     assert run.data.params["window.lookback"] == "60" and run.data.params["data.ticker"] == "TATA"
     for key in ("mse", "mae", "rmse", "mape", "naive_mse", "naive_mae", "naive_rmse", "naive_mape", "skill"):
+        assert np.isfinite(run.data.metrics[key]), key
+    for key in ("last_price_mae", "skill_last_price"):
         assert np.isfinite(run.data.metrics[key]), key
     # The naive forecast on the seed's 16 test days: the numbers DESIGN.md quotes.
     assert run.data.metrics["naive_mse"] == pytest.approx(35.17, abs=0.01)
     assert run.data.metrics["naive_mae"] == pytest.approx(4.709, abs=0.001)
+    # Tomorrow's open = today's close on the same days: 51% less error (the issue's figure).
+    assert 1 - run.data.metrics["last_price_mae"] / run.data.metrics["naive_mae"] == pytest.approx(0.51, abs=0.01)
+    m = run.data.metrics
+    assert m["skill_last_price"] == pytest.approx(1 - m["mae"] / m["last_price_mae"])
     history = client_for(config).get_metric_history(record.run_id, "loss")
     assert [m.step for m in history] == [1, 2]
     assert len(client_for(config).get_metric_history(record.run_id, "val_loss")) == 2
@@ -82,7 +92,7 @@ def test_artifacts_and_inputs(first_run: tuple[Config, RunRecord]) -> None:
     config, record = first_run
     client = client_for(config)
     top = {a.path for a in client.list_artifacts(record.run_id)}
-    assert {"plots", "predictions.csv", "scaler.joblib"} <= top
+    assert {"plots", "predictions.csv", "features.joblib"} <= top
     assert {a.path for a in client.list_artifacts(record.run_id, "plots")} == {"plots/loss.png", "plots/forecast.png"}
     local = Path(client.download_artifacts(record.run_id, "plots/forecast.png"))
     assert local.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -97,7 +107,7 @@ def test_predictions_are_the_16_test_days_in_date_order(first_run: tuple[Config,
     config, record = first_run
     path = client_for(config).download_artifacts(record.run_id, "predictions.csv")
     predictions = pd.read_csv(path)
-    assert predictions.columns.tolist() == ["date", "actual", "predicted", "naive"]
+    assert predictions.columns.tolist() == ["date", "actual", "predicted", "naive", "last_price"]
     assert len(predictions) == 16
     assert predictions["date"].iloc[0] == "2018-10-01" and predictions["date"].iloc[-1] == "2018-10-24"
     assert predictions["date"].is_monotonic_increasing
@@ -163,7 +173,23 @@ def test_registered_version_loads_in_a_new_process_and_forecasts_the_test_days(
     predictions = pd.read_csv(client.download_artifacts(record.run_id, "predictions.csv"))
     before = pd.read_csv(config.paths().store_file("TATA"))["date"].iloc[-17:-1]
     assert forecasts["date"] == [(pd.Timestamp(d) + pd.offsets.BDay()).strftime("%Y-%m-%d") for d in before]
-    np.testing.assert_allclose(forecasts["forecast"], predictions["predicted"], rtol=1e-5)
+    # The registered model calls the network through one traced tf.function: the numbers of Keras' predict.
+    np.testing.assert_allclose(forecasts["forecast"], predictions["predicted"], rtol=1e-6)
+    assert set(forecasts["method"]) == {"direct"}
+
+
+def test_a_baseline_trains_logs_the_same_metrics_and_registers_like_any_model(
+    first_run: tuple[Config, RunRecord], slice_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    config = tiny_config(tmp_path, slice_files).model_copy(update={"model": ModelConfig(kind="last_price")})
+    record = train(config)
+    network = first_run[1].metrics
+    assert record.metrics["skill_last_price"] == 0 and record.metrics["last_price_mae"] == network["last_price_mae"]
+    assert record.metrics["naive_mae"] == network["naive_mae"] and set(record.metrics) >= set(network) - {"loss"}
+    model = registry.load_forecaster(record.model_name, record.version)
+    assert registry.forecaster_of(model).kind == "last_price"
+    store = pd.read_csv(config.paths().store_file("TATA"))
+    assert model.predict(store, params={"horizon": 1})["forecast"].iloc[0] == store["close"].iloc[-1]
 
 
 def test_prefect_artifact_has_the_table_and_the_run_link(first_run: tuple[Config, RunRecord]) -> None:

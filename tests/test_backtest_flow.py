@@ -1,0 +1,65 @@
+"""The backtest flow on a long multi-ticker file with M/D/YYYY dates: one parent run, a nested run per model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from flows.backtest import backtest
+from pricecast.config import BacktestConfig, Config, DataConfig, TrainingConfig, WindowConfig
+from pricecast.prices.sources import load_prices
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+
+
+@pytest.fixture(scope="module")
+def long_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """The last 80 days of FB and GOOG in one shuffled file with a Ticker column and US dates."""
+    parts = [load_prices(None, t).frame.tail(80).assign(Ticker=t) for t in ("FB", "GOOG")]
+    frame = pd.concat(parts).sample(frac=1, random_state=2)
+    frame["date"] = frame["date"].map(lambda d: f"{d.month}/{d.day}/{d.year}")
+    path = tmp_path_factory.mktemp("long") / "stocks.csv"
+    frame.to_csv(path, index=False)
+    return path, parts[0]
+
+
+def test_backtest_scores_every_model_on_the_same_days_and_records_it(long_file, tmp_path: Path) -> None:
+    path, fb = long_file
+    config = Config(
+        home=tmp_path,
+        data=DataConfig(path=path, ticker="FB"),
+        window=WindowConfig(lookback=10),
+        training=TrainingConfig(epochs=1, seed=1),
+        backtest=BacktestConfig(folds=2, fold_days=5),
+    )
+    result = backtest(config)
+    assert result.ticker == "FB"
+    assert list(result.scores.index) == ["naive", "last_price", "network", "drift", "arima"]
+    assert pd.to_datetime(result.forecasts["date"]).tolist() == fb["date"].iloc[-10:].tolist()
+    assert result.forecasts["fold"].tolist() == [0] * 5 + [1] * 5
+    assert result.scores.loc["naive", "skill"] == 0 and result.scores.loc["last_price", "skill_last_price"] == 0
+    assert result.scores.loc["last_price", "mae"] == pytest.approx(
+        (fb["open"].iloc[-10:].to_numpy() - fb["close"].iloc[-11:-1].to_numpy()).__abs__().mean()
+    )
+
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    parent = client.get_run(result.run_id)
+    assert parent.data.tags["run_type"] == "backtest" and parent.data.params["backtest.folds"] == "2"
+    assert {a.path for a in client.list_artifacts(result.run_id)} >= {"forecasts.csv", "scores.csv", "plots"}
+    assert [a.path for a in client.list_artifacts(result.run_id, "plots")] == ["plots/cumulative_error.png"]
+    logged = pd.read_csv(client.download_artifacts(result.run_id, "forecasts.csv"))
+    assert len(logged) == 10 and {"naive", "last_price", "network", "drift", "arima"} <= set(logged.columns)
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
+    assert sorted(c.data.tags["model.kind"] for c in children) == sorted(result.scores.index)
+    for child in children:
+        for key in ("mae", "rmse", "mase", "skill", "skill_last_price", "dm_naive_p", "dm_last_price_p"):
+            assert key in child.data.metrics, key
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "fold_mae")] == [0, 1]

@@ -1,0 +1,40 @@
+"""A three-trial study on a small slice: nested runs per trial, and a YAML `pricecast train --config` accepts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from pricecast.cli import build_config, main, parser
+from pricecast.prices.sources import load_prices
+from pricecast.stages.prepare import check_inputs
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_three_trial_tune_writes_nested_runs_and_a_yaml_train_accepts(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    data = tmp_path / "fb.csv"
+    load_prices(None, "FB").frame.tail(130).to_csv(data, index=False)
+    output = tmp_path / "best.yaml"
+    argv = ["--data", str(data), "--ticker", "FB", "--home", str(tmp_path), "--tune-output", str(output)]
+    assert main(["tune", *argv, "--trials", "3", "--folds", "1", "--fold-days", "5", "--validation-folds", "2"]) == 0
+    assert "Best config written to" in capsys.readouterr().out
+
+    # The YAML is a config `train` reads, and its inputs pass the train command's own checks.
+    config = build_config(parser().parse_args(["train", "--config", str(output), "--data", str(data), "--epochs", "1"]))
+    check_inputs(config)
+    assert config.model.kind == "network" and config.window.lookback in (10, 20, 40, 60)
+
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("pricecast-FB").experiment_id
+    [parent] = client.search_runs([experiment], filter_string="tags.run_type = 'tune'")
+    trials = client.search_runs([experiment], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(trials) == 3 and all("trial.representation" in t.data.params for t in trials)
+    assert parent.info.status == "FINISHED" and "best_validation_mae" in parent.data.metrics
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {"best.yaml"}
+    assert (tmp_path / "tune" / "FB.journal").exists()  # Optuna's journal file: safe for parallel processes
