@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## train the default forecaster on the embedded data
-	$(BIN)/pricecast train $(ARGS)
+run: $(STAMP)  ## train the default forecaster on the embedded data, then backtest it (both skills side by side)
+	$(BIN)/pricecast train --backtest $(ARGS)
 
 test: $(STAMP)  ## format and lint checks, then the whole test suite
 	$(BIN)/ruff format --check .
@@ -31,10 +31,11 @@ serve: $(STAMP)  ## serve the deployments (schedules and manual triggers) until 
 ui: $(STAMP)  ## the MLflow UI on http://127.0.0.1:5000
 	$(BIN)/pricecast ui $(ARGS)
 
-bench: $(STAMP)  ## the seed's configuration over ten seeds, the time of a default run, the retrain fan-out (slow)
+bench: $(STAMP)  ## the seed's configuration over ten seeds, a default run's time, the retrain fan-out, the quality report (slow)
 	$(BIN)/python bench/seed_spread.py $(ARGS)
 	$(BIN)/python bench/run_time.py
 	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/quality.py
 
 stack: $(STAMP)  ## team mode: Prefect and MLflow servers on PostgreSQL and two pool workers, on 127.0.0.1
 	$(BIN)/pricecast stack up $(ARGS)

@@ -27,7 +27,12 @@ def long_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFr
     return path, parts[0]
 
 
-def test_backtest_scores_every_model_on_the_same_days_and_records_it(long_file, tmp_path: Path) -> None:
+def test_backtest_scores_every_model_on_the_same_days_and_records_it(
+    long_file,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     path, fb = long_file
     config = Config(
         home=tmp_path,

@@ -76,6 +76,7 @@ def test_a_version_registered_before_representations_still_loads_and_forecasts(t
     """model_config with only lookback and target, artifacts network and scaler: what earlier versions hold."""
     import joblib
     import mlflow
+    from mlflow.models import infer_signature
 
     from pricecast.tracking.registry import FORECASTER_CODE
 
@@ -83,14 +84,17 @@ def test_a_version_registered_before_representations_still_loads_and_forecasts(t
     folder.mkdir(exist_ok=True)
     trained["network"].save(folder / "network.keras")
     joblib.dump(trained["scaler"], folder / "scaler.joblib")
+    history = trained["store"].iloc[:-3]
+    example = model_input(history, "open", 60)
+    output = PriceForecaster.from_parts(trained["network"], trained["scaler"], 60, "open").predict(None, example)
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=FORECASTER_CODE,
             model_config={"lookback": 60, "target": "open"},
             artifacts={"network": str(folder / "network.keras"), "scaler": str(folder / "scaler.joblib")},
+            signature=infer_signature(example, output[["date", "forecast"]], params={"horizon": 1}),
         )
-    history = trained["store"].iloc[:-3]
     old = mlflow.pyfunc.load_model(info.model_uri).predict(model_input(history, "open", 60), params={"horizon": 2})
     new = registry.load_forecaster(trained["record"].model_name, trained["record"].version)
     np.testing.assert_allclose(old["forecast"], new.predict(history, params={"horizon": 2})["forecast"], rtol=1e-6)
@@ -114,7 +118,7 @@ def test_forecast_flow_writes_the_csv_the_mlflow_run_and_the_prefect_table(train
     [second] = forecast(asked, ["TATA"])  # asked for by number: served, with its skill named
     assert "asked for" in second.model and "does NOT beat" in second.model and "skill_last_price" in second.model
 
-    saved = pd.read_csv(config.paths().forecasts / "TATA.csv").iloc[3:].reset_index(drop=True)
+    saved = pd.read_csv(config.paths().forecasts / "TATA.csv", dtype={"version": str}).iloc[3:].reset_index(drop=True)
     last_day = trained["store"]["date"].iloc[-1]
     assert len(saved) == 6 and saved["as_of"].eq(last_day).all() and saved["step"].tolist() == [1, 2, 3] * 2
     assert saved["method"].tolist() == ["direct", "recursive", "recursive"] * 2

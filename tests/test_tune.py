@@ -15,7 +15,12 @@ from pricecast.stages.prepare import check_inputs
 pytestmark = pytest.mark.slow
 
 
-def test_a_three_trial_tune_writes_nested_runs_and_a_yaml_train_accepts(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_a_three_trial_tune_writes_nested_runs_and_a_yaml_train_accepts(
+    tmp_path: Path,
+    capsys,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     data = tmp_path / "fb.csv"
     load_prices(None, "FB").frame.tail(130).to_csv(data, index=False)
     output = tmp_path / "best.yaml"

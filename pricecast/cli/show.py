@@ -20,13 +20,14 @@ def print_record(record: Any) -> None:
 
 
 def status_lines(ticker: str) -> list[str]:
-    """One ticker's champion, its metrics against naive, its training range and the last retrain decision."""
+    """One ticker's champion, its latest evaluation against naive, its training range and the last retrain decision."""
+    from pricecast.serving import latest_evaluation
     from pricecast.tracking import registry, runs
 
     best = registry.champion(ticker)
     line = f"{ticker}: champion none"
     if best is not None:
-        metrics, tags = runs.run_data(best.run_id)
+        metrics, tags = latest_evaluation(best), runs.run_data(best.run_id)[1]
         line = (
             f"{ticker}: champion v{best.version} (MAE {metrics['mae']:.4g} vs naive {metrics['naive_mae']:.4g}; "
             f"trained on {tags.get('data.train_range', '')})"

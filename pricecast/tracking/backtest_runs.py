@@ -78,7 +78,9 @@ def log_backtest(
         mlflow.log_figure(figure, "plots/cumulative_error.png")
         for name, row in table.iterrows():
             nested = {**tags, "model.kind": str(name), "run_type": "backtest-model"}
-            with mlflow.start_run(run_name=f"backtest {name}", nested=True, tags=nested) as child:
+            with mlflow.start_run(
+                experiment_id=experiment_id, run_name=f"backtest {name}", nested=True, tags=nested
+            ) as child:
                 mlflow.log_params(_model_params(str(name), config))
                 mlflow.log_metrics({k: float(row[k]) for k in SCORES if k in row and pd.notna(row[k])})
                 folds = per_fold[per_fold["model"] == name]

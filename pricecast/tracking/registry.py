@@ -82,7 +82,7 @@ class ModelRef:
     def uri(self) -> str:
         if self.baseline:
             return f"baseline:{self.baseline}"
-        return f"models:/{self.name}@{self.alias}" if self.alias else f"models:/{self.name}/{self.version}"
+        return f"models:/{self.name}@{self.alias}" if self.alias == CHAMPION else f"models:/{self.name}/{self.version}"
 
     @property
     def label(self) -> str:
