@@ -23,8 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PRICECAST = [sys.executable, "-m", "pricecast.cli"]
-SEED_FLAGS = ["--ticker", "TATA", "--target", "open", "--cell", "SimpleRNN", "--units", "5", "--lookback", "60"]
-SEED_FLAGS += ["--batch-size", "100", "--validation-split", "0.1", "--learning-rate", "0.001", "--seed", "42"]
+SEED_FLAGS = ["--config", str(ROOT / "configs" / "seed.yaml"), "--ticker", "TATA", "--target", "open", "--seed", "42"]
 
 
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:

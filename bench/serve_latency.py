@@ -47,6 +47,7 @@ def post(connection: http.client.HTTPConnection, body: bytes) -> float:
 
 def serve(home: Path, port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
     command = [*PRICECAST, "serve-model", "--ticker", "TATA", "--model-port", str(port), "--home", str(home)]
+    command += ["--version", "1"]  # the network itself: a 2-epoch version loses, and would be replaced by a baseline
     output = log.open("w")
     server = subprocess.Popen(
         command, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True

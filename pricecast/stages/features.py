@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.preprocessing import MinMaxScaler
 
 from pricecast.errors import DataError
 
@@ -87,7 +86,7 @@ class FeatureTransform:
     spec: FeatureSpec
     feature_range: tuple[float, float] = (0.0, 1.0)
     # level: the seed's MinMaxScaler of the target; return: per-input mean and std, target RMS.
-    level_scaler: MinMaxScaler | None = field(default=None, init=False)
+    level_scaler: Any = field(default=None, init=False)  # a fitted MinMaxScaler
     input_mean: np.ndarray = field(default_factory=lambda: np.zeros(0), init=False)
     input_std: np.ndarray = field(default_factory=lambda: np.zeros(0), init=False)
     target_scale: float = field(default=float("nan"), init=False)
@@ -111,6 +110,8 @@ class FeatureTransform:
                 f"+ 1 day to predict need {self.spec.lookback + 1}"
             )
         if self.spec.representation == "level":
+            from sklearn.preprocessing import MinMaxScaler  # loads in a second: only when a level spec is fitted
+
             values = train[self.spec.target].to_numpy(dtype="float64").reshape(-1, 1)
             self.level_scaler = MinMaxScaler(feature_range=self.feature_range).fit(values)
         else:
