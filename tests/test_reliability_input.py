@@ -281,10 +281,10 @@ BAD_FILES = {
     "high below low": (_cell(40, 2, "1"), {}, "Price '1' in tata.csv line 40, column 'High', is below the low"),
     "split refused": (_halve, {"data": {"on_jump": "error"}}, "tata.csv: open moves from"),
     "too few rows": (
-        lambda lines: lines[:60],
+        lambda lines: lines[:30],
         {},
-        "tata.csv has 59 rows, too few to train on: a lookback of 60 days + 1 day to predict + 16 test days need "
-        "at least 77",
+        "tata.csv has 29 rows, too few to train on: a lookback of 20 days + 1 day to predict + 16 test days need "
+        "at least 37",
     ),
     "test file overlaps": (lambda lines: lines, {"split": "self"}, "not after the last training day"),
 }
