@@ -54,6 +54,8 @@ def tuned_values(ticker: str, frame: pd.DataFrame, args: argparse.Namespace) -> 
     path = RESULTS / "tuned" / f"{ticker}.yaml"
     if path.exists():
         return load_yaml(path)
+    if args.cached_only:
+        return None
     config = Config.model_validate(
         {
             "home": RESULTS,
@@ -77,6 +79,8 @@ def forecasts(ticker: str, frame: pd.DataFrame, model: str, seed: int, args: arg
     path = RESULTS / "forecasts" / f"{ticker}-{model}-s{seed}-{args.folds}x{args.fold_days}.csv"
     if path.exists():
         return pd.read_csv(path)
+    if args.cached_only:
+        return None
     if model in BASELINES:
         source, min_train = baselines()[model], 10
     else:
@@ -151,6 +155,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join((*BASELINES, "return", "tuned", "level")))
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the cache, table and figure")
+    parser.add_argument("--cached-only", action="store_true", help="the table of what is cached; compute nothing")
     args = parser.parse_args()
     RESULTS = args.results
     go_offline()
@@ -163,14 +168,9 @@ def main() -> None:
             if model == "tuned" and tuned is None:
                 continue
             for seed in range(args.seeds) if model in NETWORKS else [0]:
-                rows.append(
-                    {
-                        "ticker": ticker,
-                        "model": model,
-                        "seed": seed,
-                        **scores(forecasts(ticker, frame, model, seed, args, tuned)),
-                    }
-                )
+                found = forecasts(ticker, frame, model, seed, args, tuned)
+                if found is not None:
+                    rows.append({"ticker": ticker, "model": model, "seed": seed, **scores(found)})
     result = pd.DataFrame(rows)
     order = {t: i for i, t in enumerate(tickers)}
     result = result.sort_values(
