@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS pricecast.forecasts (
     ticker text NOT NULL,
     as_of date NOT NULL,
     step integer NOT NULL,
+    method text,
     date date NOT NULL,
     forecast double precision NOT NULL,
     naive double precision,
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS pricecast.forecasts (
     run_id text
 );
 CREATE INDEX IF NOT EXISTS forecasts_ticker ON pricecast.forecasts (ticker, id);
+ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS method text;  -- direct / recursive, added later
 """
 
 #: Advisory-lock namespace of this store (keeps clear of other users' locks in the same database).
