@@ -91,9 +91,10 @@ def test_forecasts_append_in_order(store: PriceStore) -> None:
     from pricecast.forecast import COLUMNS
 
     row = {"made_at": "2026-01-02T22:00:00Z", "ticker": "ABC", "as_of": "2026-01-02", "step": 1, "date": "2026-01-05"}
+    row["method"] = "direct"
     row |= {"forecast": 101.5, "naive": 100.0, "actual": None, "error": None, "naive_error": None}
     row |= {"model": "pricecast-ABC", "version": "3", "model_alias": "champion", "run_id": "r1"}
-    rows = pd.DataFrame([row, {**row, "step": 2, "date": "2026-01-06", "actual": 101.0}])
+    rows = pd.DataFrame([row, {**row, "step": 2, "method": "recursive", "date": "2026-01-06", "actual": 101.0}])
     store.append_forecasts("ABC", rows, COLUMNS)
     store.append_forecasts("ABC", rows.iloc[:1], COLUMNS)
     got = store.read_forecasts("ABC")

@@ -228,6 +228,8 @@ class PostgresStore:
         with self._connect() as conn:
             cursor = conn.execute("SELECT * FROM pricecast.forecasts WHERE ticker = %s ORDER BY id", [ticker])
             frame = pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description]).drop(columns="id")
+        order = ["made_at", "ticker", "as_of", "step", "method", "date"]  # `method` sits last in an older table
+        frame = frame[order + [c for c in frame.columns if c not in order]]
         frame["made_at"] = pd.to_datetime(frame["made_at"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         for column in ("as_of", "date"):
             frame[column] = pd.to_datetime(frame[column]).dt.strftime("%Y-%m-%d")
