@@ -31,9 +31,12 @@ serve: $(STAMP)  ## serve the deployments (schedules and manual triggers) until 
 ui: $(STAMP)  ## the MLflow UI on http://127.0.0.1:5000
 	$(BIN)/pricecast ui $(ARGS)
 
-bench: $(STAMP)  ## the seed's configuration over ten seeds, a default run's time, the retrain fan-out, the quality report (slow)
+bench: $(STAMP)  ## seeds, run time, overhead against the bare script, served model, fit, fan-out, quality (slow)
 	$(BIN)/python bench/seed_spread.py $(ARGS)
 	$(BIN)/python bench/run_time.py
+	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/serve_latency.py
+	$(BIN)/python bench/fit_speed.py
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/quality.py
 

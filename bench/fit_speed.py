@@ -28,18 +28,19 @@ def run_variant(variant: str, epochs: int, data_dir: Path) -> dict[str, float]:
     """Train once as `variant` says; returns fit seconds and MAE."""
     import tensorflow as tf
 
-    from pricecast.config import Config, TrainingConfig, go_offline
+    from pricecast.config import Config, go_offline, load_yaml
     from pricecast.prices.sources import load_prices
     from pricecast.stages import model
     from pricecast.stages.evaluate import evaluate_model
     from pricecast.stages.prepare import prepare
 
     go_offline()
-    config = Config()
+    config = Config.model_validate(load_yaml(ROOT / "configs" / "seed.yaml"))  # the seed's configuration
     prepared = prepare(
         load_prices(data_dir / "NSETATAGLOBAL.csv", "TATA"), load_prices(data_dir / "tatatest.csv", "TATA"), config
     )
-    training = TrainingConfig(epochs=epochs, seed=42, threads=0 if variant == "TF threads" else 1)
+    threads = 0 if variant == "TF threads" else 1
+    training = config.training.model_copy(update={"epochs": epochs, "seed": 42, "threads": threads})
     if variant in ("no determinism", "XLA"):
         tf.config.experimental.enable_op_determinism = lambda: None  # the pipeline turns it on: not here
     if variant == "XLA":

@@ -16,6 +16,7 @@ ENTRYPOINTS = {
     "train": "flows/train.py:train",
     "retrain": "flows/retrain.py:retrain",
     "forecast": "flows/forecast.py:forecast",
+    "backtest": "flows/backtest.py:backtest",
 }
 FLOWS = list(ENTRYPOINTS)
 

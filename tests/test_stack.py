@@ -170,7 +170,7 @@ def test_deploy_then_a_retrain_of_two_tickers_runs_on_the_pool_in_parallel(stack
     out = stack.cli("deploy", "--home", str(stack.home), "--task-runner", "processes", "--max-workers", "2", *TINY)
     assert out.returncode == 0, out.stdout + out.stderr
     deployments = stack.prefect("/deployments/filter", {})
-    assert sorted(d["name"] for d in deployments) == ["pricecast"] * 3
+    assert sorted(d["name"] for d in deployments) == ["pricecast"] * 4  # train, retrain, forecast, backtest
     assert {d["work_pool_name"] for d in deployments} == {stack.info["pool"]}
     assert [s["schedule"]["cron"] for d in deployments for s in d["schedules"]] == ["30 17 * * 1-5"]
 
@@ -246,7 +246,7 @@ def test_prefect_ui_lists_the_deployments_with_the_schedule_and_the_pool_with_it
     page.get_by_text("retrain").first.wait_for(timeout=60_000)
     page.screenshot(path=str(SHOTS / "prefect-deployments.png"), full_page=True)
     body = page.inner_text("body")
-    assert all(name in body for name in ("train", "retrain", "forecast")), body[:2000]
+    assert all(name in body for name in ("train", "retrain", "forecast", "backtest")), body[:2000]
     retrain_id = next(d["id"] for d in stack.prefect("/deployments/filter", {}) if d["entrypoint"].endswith(":retrain"))
     page.goto(f"{ui}/deployments/deployment/{retrain_id}")
     page.get_by_text(stack.info["pool"]).first.wait_for(timeout=60_000)

@@ -207,6 +207,7 @@ def cmd_trigger(config: Config, args: argparse.Namespace) -> int:
 
     extra = {
         "train": {},
+        "backtest": {},
         "retrain": {"tickers": _tickers(config, args), "force": args.force},
         "forecast": {
             "tickers": _tickers(config, args),
