@@ -73,8 +73,8 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
     prices = args.data_dir / "NSETATAGLOBAL.csv"
     last = pd.read_csv(prices).sort_values("Date").tail(60)
-    rows = [[day, price] for day, price in zip(last["Date"], last["Open"], strict=True)]
-    body = json.dumps({"dataframe_split": {"columns": ["date", "open"], "data": rows}}).encode()
+    rows = last[["Date", "Open", "High", "Low", "Close"]].to_numpy().tolist()  # what the default network reads
+    body = json.dumps({"dataframe_split": {"columns": ["date", "open", "high", "low", "close"], "data": rows}}).encode()
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
