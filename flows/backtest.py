@@ -13,6 +13,7 @@ from pricecast.config import Config
 from pricecast.stages.backtest import assemble
 from pricecast.tracking import connect
 from tasks.backtest import forecast_fold, log_backtest, plan_folds, score_backtest
+from tasks.fanout import fan_out
 from tasks.prices import ingest
 
 
@@ -36,12 +37,15 @@ def backtest(config: Config = Config()) -> Backtest:
     prices = ingest(config.data.path, config.data.ticker, config.data)
     # The latest folds, with enough rows before the first for every model.
     plan = plan_folds(prices.frame, config)
-    # Every (fold, model) as its own task, submitted at once: fit on the rows before the fold, forecast it.
+    # Every (fold, model) as its own task on the configured runner (threads: all at once, networks taking
+    # turns; processes or Dask: each in a process): fit on the rows before the fold, forecast it.
     models = list(dict.fromkeys(["naive", "last_price", *config.backtest.models]))
-    futures = {(f.number, m): forecast_fold.submit(prices.frame, f, m, config) for f in plan for m in models}
-    forecasts = assemble(
-        prices.frame, plan, {key: future.result() for key, future in futures.items()}, config.data.target
-    )
+    calls = {
+        f"{f.number}/{m}": {"frame": prices.frame, "fold": f, "name": m, "config": config} for f in plan for m in models
+    }
+    states = fan_out(forecast_fold, calls, config.parallel, threads=len(calls))
+    results = {(int(key.split("/")[0]), key.split("/", 1)[1]): state.result() for key, state in states.items()}
+    forecasts = assemble(prices.frame, plan, results, config.data.target)
     # Score every model on the same days (MAE, RMSE, MASE, skills, Diebold-Mariano), plot the cumulative error.
     scores = score_backtest(forecasts, prices.ticker)
     # One MLflow parent run, a nested run per model, the forecasts CSV and the plot.

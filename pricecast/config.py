@@ -216,13 +216,17 @@ class ScheduleConfig(_Group):
 
 
 class ParallelConfig(_Group):
-    """How retrain fans out over tickers: a Prefect task runner, each ticker's training in a process of its own."""
+    """How retrain (tickers) and backtest (folds x models) fan out: a Prefect task runner; processes or Dask put
+    each training in a process of its own."""
 
     task_runner: Literal["threads", "processes", "dask"] = Field(
         "threads", description="threads (in the flow's process), processes (spawned), dask (prefect-dask)."
     )
     max_workers: int | None = Field(
-        None, ge=1, description="Tickers trained at once; empty = 1 with threads (seeds are per process), else CPUs."
+        None,
+        ge=1,
+        description="Tasks at once; empty = the CPUs, or with threads 1 for retrain (seeds are per "
+        "process) and all for backtest (its networks take turns).",
     )
     dask_address: str | None = Field(
         None, description="Scheduler of an existing Dask cluster (tcp://host:8786); empty = a LocalCluster here."

@@ -20,14 +20,14 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from pricecast.config import ParallelConfig
 
 
-def workers(config: ParallelConfig) -> int:
-    """Tickers trained at once: `max_workers`, else 1 with threads (Keras seeds are per process), else the CPUs."""
-    return config.max_workers or (1 if config.task_runner == "threads" else os.cpu_count() or 1)
+def workers(config: ParallelConfig, threads: int = 1) -> int:
+    """Tasks at once: `max_workers`, else `threads` with threads (Keras seeds are per process), else the CPUs."""
+    return config.max_workers or (threads if config.task_runner == "threads" else os.cpu_count() or 1)
 
 
-def task_runner(config: ParallelConfig) -> TaskRunner:
-    """The task runner `config` names, sized by `workers(config)`."""
-    count = workers(config)
+def task_runner(config: ParallelConfig, threads: int = 1) -> TaskRunner:
+    """The task runner `config` names, sized by `workers(config, threads)`."""
+    count = workers(config, threads)
     if config.task_runner == "threads":
         return ThreadPoolTaskRunner(max_workers=count)
     if config.task_runner == "processes":
@@ -42,12 +42,15 @@ def task_runner(config: ParallelConfig) -> TaskRunner:
     )
 
 
-def fan_out(task: Task, calls: Mapping[str, dict[str, Any]], config: ParallelConfig) -> dict[str, State]:
+def fan_out(
+    task: Task, calls: Mapping[str, dict[str, Any]], config: ParallelConfig, threads: int = 1
+) -> dict[str, State]:
     """Run `task` once per key with its parameters on the configured runner; each key's final state.
 
-    One key's failure does not stop the others: the caller decides what failed states mean.
+    `threads`: how many at once on the default thread runner (1 unless the task keeps its trainings
+    apart itself). One key's failure does not stop the others: the caller decides what failed states mean.
     """
-    with task_runner(config) as runner:
+    with task_runner(config, threads) as runner:
         futures = {key: runner.submit(task, parameters) for key, parameters in calls.items()}
         wait(list(futures.values()))
         return {key: future.state for key, future in futures.items()}

@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from flows.backtest import backtest
-from pricecast.config import BacktestConfig, Config, DataConfig, TrainingConfig, WindowConfig
+from pricecast.config import BacktestConfig, Config, DataConfig, ParallelConfig, TrainingConfig, WindowConfig
 from pricecast.prices.sources import load_prices
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -43,6 +43,9 @@ def test_backtest_scores_every_model_on_the_same_days_and_records_it(
     )
     result = backtest(config)
     assert result.ticker == "FB"
+    # The same (fold, model) tasks in two worker processes give the same forecasts as in threads.
+    spread = backtest(config.model_copy(update={"parallel": ParallelConfig(task_runner="processes", max_workers=2)}))
+    pd.testing.assert_frame_equal(spread.forecasts, result.forecasts)
     assert list(result.scores.index) == ["naive", "last_price", "network", "drift", "arima"]
     assert pd.to_datetime(result.forecasts["date"]).tolist() == fb["date"].iloc[-10:].tolist()
     assert result.forecasts["fold"].tolist() == [0] * 5 + [1] * 5
