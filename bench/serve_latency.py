@@ -80,7 +80,7 @@ def main() -> None:
         home = Path(tmp) / "home"
         train = [*PRICECAST, "train", "--data", str(prices), "--ticker", "TATA", "--epochs", "2", "--home", str(home)]
         subprocess.run(train, env=env, cwd=ROOT, check=True, capture_output=True)
-        from pricecast.prefect_server import free_port
+        from pricecast.stack.procs import free_port
 
         port = free_port()
         server = serve(home, port, env, Path(tmp) / "serve.log")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,13 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from pricecast.config import Paths, go_offline
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on at the moment, on 127.0.0.1."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from pricecast.stack.procs import free_port
 
 
 def answers(api_url: str, timeout: float = 1.0) -> bool:

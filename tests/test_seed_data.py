@@ -10,9 +10,7 @@ import pytest
 from pricecast.config import PROJECT_ROOT, Config, load_yaml
 from pricecast.prices.parse import read_prices
 from pricecast.prices.sources import pick_ticker
-from pricecast.stages.scale import fit_scaler, transform
-from pricecast.stages.split import split_by_file
-from pricecast.stages.window import holdout_windows, make_windows
+from pricecast.stages.prepare import prepare
 
 
 def variant(source: Path, folder: Path, shuffle: bool, us_dates: bool) -> Path:
@@ -33,20 +31,17 @@ def test_seed_configuration_gives_16_test_days(
     config = Config.model_validate(load_yaml(PROJECT_ROOT / "configs" / "seed.yaml"))
     train_path = variant(shared_data / "NSETATAGLOBAL.csv", tmp_path, shuffle, us_dates)
     test_path = variant(shared_data / "tatatest.csv", tmp_path, shuffle, us_dates)
-    train = pick_ticker(read_prices(train_path), train_path, "TATA").frame
-    test = pick_ticker(read_prices(test_path), test_path, "TATA").frame
-    parts = split_by_file(train, test, train_path.name, test_path.name)
+    prepared = prepare(
+        pick_ticker(read_prices(train_path), train_path, "TATA"),
+        pick_ticker(read_prices(test_path), test_path, "TATA"),
+        config,
+    )
+    parts = prepared.split
     assert len(parts.train) == 2035
     assert parts.test["date"].dt.strftime("%Y-%m-%d").tolist()[:3] == ["2018-10-01", "2018-10-03", "2018-10-04"]
     assert parts.test["date"].iloc[-1] == pd.Timestamp("2018-10-24") and parts.test["date"].is_monotonic_increasing
-    scaler = fit_scaler(parts.train["open"].to_numpy(), config.scaling)
-    x_train, _ = make_windows(transform(scaler, parts.train["open"].to_numpy()), config.window.lookback)
-    x_test, y_test = holdout_windows(
-        transform(scaler, parts.train["open"].to_numpy()),
-        transform(scaler, parts.test["open"].to_numpy()),
-        config.window.lookback,
-    )
-    assert x_train.shape == (1975, 60, 1)  # the seed's range(60, 2035)
-    assert x_test.shape == (16, 60, 1)
+    assert prepared.windows.x_train.shape == (1975, 60, 1)  # the seed's range(60, 2035)
+    assert prepared.windows.x_test.shape == (16, 60, 1)
     # The first test window is the last 60 training days by date: it ends on 2018-09-28's open, 234.05.
-    assert scaler.inverse_transform(x_test[0, -1:, :])[0, 0] == pytest.approx(234.05, abs=1e-3)
+    last = prepared.transform.level_scaler.inverse_transform(prepared.windows.x_test[0, -1:, :])[0, 0]
+    assert last == pytest.approx(234.05, abs=1e-3)

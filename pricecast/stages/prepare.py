@@ -18,7 +18,15 @@ from pricecast.prices.stores import open_store
 from pricecast.stages.features import FeatureTransform
 from pricecast.stages.network import feature_transform
 from pricecast.stages.split import Split, split_prices
-from pricecast.stages.window import Windows
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Scaled network inputs (samples, lookback, inputs) and training targets (samples,)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
 
 
 @dataclass(frozen=True)
