@@ -86,6 +86,33 @@ def test_diebold_mariano_worked_example():
     assert result.pvalue == pytest.approx(0.2302, abs=1e-4)
 
 
+def test_diebold_mariano_published_example():
+    """The worked example published with the `dieboldmariano` package (PyPI, README; after Harvey, Leybourne
+    and Newbold 1997): T = 10..50, squared loss, h = 1, HLN-corrected: DM -2.2229922805746782, one-sided
+    p 0.04515565862099125. Our p-value is two-sided: twice that."""
+    actual = np.array([10.0, 20, 30, 40, 50])
+    first, second = np.array([11.0, 21, 29, 42, 53]), np.array([13.0, 26, 24, 40, 59])
+    result = diebold_mariano(first - actual, second - actual, h=1, loss="squared")
+    assert result.statistic == pytest.approx(-2.2229922805746782, rel=1e-12)
+    assert result.pvalue == pytest.approx(2 * 0.04515565862099125, rel=1e-9)
+
+
+@pytest.mark.parametrize("loss", ["absolute", "squared"])
+def test_diebold_mariano_matches_statsmodels_own_test(loss):
+    """statsmodels 0.15's `diebold_mariano_test` with the HLN correction (h = 1, no HAC lags) on 80 days."""
+    from statsmodels.tsa.stattools import diebold_mariano_test
+
+    rng = np.random.default_rng(7)
+    actual = rng.normal(100, 5, 80)
+    first, second = actual + rng.normal(0, 1.0, 80), actual + rng.normal(0.2, 1.2, 80)
+    expected = diebold_mariano_test(
+        actual, first, second, lags=0, criterion="mae" if loss == "absolute" else "mse", harvey_adj=True
+    )
+    result = diebold_mariano(first - actual, second - actual, h=1, loss=loss)
+    assert result.statistic == pytest.approx(expected.statistic, rel=1e-9)
+    assert result.pvalue == pytest.approx(expected.pvalue, rel=1e-9)
+
+
 @pytest.mark.parametrize("h", [1, 2, 3])
 def test_diebold_mariano_matches_a_regression_with_hac_errors(h):
     """Independent computation: OLS of d on a constant with a rectangular-kernel HAC variance (statsmodels),
