@@ -226,7 +226,7 @@ class ParallelConfig(_Group):
         None,
         ge=1,
         description="Tasks at once; empty = the CPUs, or with threads 1 for retrain (seeds are per "
-        "process) and all for backtest (its networks take turns).",
+        "process) and all for backtest and tune (their networks take turns).",
     )
     dask_address: str | None = Field(
         None, description="Scheduler of an existing Dask cluster (tcp://host:8786); empty = a LocalCluster here."

@@ -57,7 +57,13 @@ class TuneConfig(_Group):
     """Optuna search over cell, units, lookback, learning rate, epochs and representation (`pricecast tune`)."""
 
     trials: int = Field(20, ge=1, description="Trials of the study.")
-    parallel: int = Field(1, ge=1, description="Processes running trials at once (journal storage is safe for it).")
+    max_epochs: int = Field(60, ge=5, description="Upper bound of the epochs searched (from 5).")
+    parallel: int = Field(
+        1,
+        ge=1,
+        description="Trial workers: tasks of the tune flow on the task runner (at once with processes or dask; "
+        "with threads their fits take turns). They share the study's storage.",
+    )
     validation_folds: int = Field(
         4, ge=1, description="Folds (of backtest fold_days) just before the backtest's test folds: the objective."
     )

@@ -3,13 +3,13 @@
 The objective is the network's walk-forward MAE on `tune.validation_folds` folds of
 `backtest.fold_days` days that end where the backtest's test folds begin: the test days are
 never seen by the search. Each fold is one pruning step (the MAE so far). Trials in several
-processes share one storage: Optuna's journal file by default (safe for concurrent writers on
-one machine), or a database URL from `tune.storage`.
+workers (`tune.parallel` tasks of the `tune` flow, on the configured task runner) share one storage:
+Optuna's journal file by default (safe for concurrent writers on one machine), or a database URL
+from `tune.storage` (for workers on several machines).
 """
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ SPACE = {
     "units": (4, 32),
     "lookback": (10, 20, 40, 60),
     "learning_rate": (1e-4, 3e-3),
-    "epochs": (5, 60),
+    "epochs": (5, 60),  # the upper bound is `tune.max_epochs`
     "representation": ("level", "return"),
 }
 
@@ -53,7 +53,7 @@ def trial_config(trial: Any, base: Config) -> Config:
     }
     values["training"] |= {
         "learning_rate": trial.suggest_float("learning_rate", *SPACE["learning_rate"], log=True),
-        "epochs": trial.suggest_int("epochs", *SPACE["epochs"]),
+        "epochs": trial.suggest_int("epochs", SPACE["epochs"][0], base.tune.max_epochs),
     }
     return Config.model_validate(values)
 
@@ -144,30 +144,20 @@ def optimise(config: Config, ticker: str, name: str, frame: pd.DataFrame, seed: 
     )
 
 
+def best_config(config: Config, ticker: str, name: str) -> tuple[Any, Config]:
+    """The finished study `name` and the config of its best trial."""
+    import optuna
+
+    study = load_study(config, ticker, name, config.training.seed)
+    return study, trial_config(optuna.trial.FixedTrial(study.best_trial.params), config)
+
+
 def run_study(
     config: Config, ticker: str, name: str, frame: pd.DataFrame, hook: TrialHook | None = None
 ) -> tuple[Any, Config]:
-    """The whole search: `tune.parallel` processes (this one and parallel - 1 spawned), then the best config.
-
-    Spawned processes get their own seed (`training.seed + k`): with one process a seed gives
-    the same trials every time; with several, the order trials finish in varies.
-    """
-    part = validation_part(frame, config)
-    seed = config.training.seed
-    workers = []
-    context = multiprocessing.get_context("spawn")
-    for k in range(1, config.tune.parallel):
-        worker = context.Process(target=optimise, args=(config, ticker, name, part, seed + k, hook))
-        worker.start()
-        workers.append(worker)
-    optimise(config, ticker, name, part, seed, hook)
-    for worker in workers:
-        worker.join()
-    study = load_study(config, ticker, name, seed)
-    import optuna
-
-    best = trial_config(optuna.trial.FixedTrial(study.best_trial.params), config)
-    return study, best
+    """The whole search in this process (the `tune` flow spreads it over the task runner), then the best config."""
+    optimise(config, ticker, name, validation_part(frame, config), config.training.seed, hook)
+    return best_config(config, ticker, name)
 
 
 def best_values(best: Config) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from pricecast.config import go_offline
 from pricecast.prefect_server import use_local_server
 
 #: Commands that talk to Prefect: they use the home's long-lived server when it runs.
-USES_PREFECT = {"train", "backtest", "retrain", "forecast", "serve", "trigger"}
+USES_PREFECT = {"train", "backtest", "tune", "retrain", "forecast", "serve", "trigger"}
 
 __all__ = ["build_config", "config_fields", "flag_name", "given_values", "main", "parser", "run"]
 

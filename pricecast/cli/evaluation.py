@@ -66,33 +66,19 @@ def cmd_backtest(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_tune(config: Config, args: argparse.Namespace) -> int:
-    import functools
-
-    import pandas as pd
-
-    from pricecast import tune
-    from pricecast.config_file import dump_yaml
     from pricecast.prices.sources import load_prices
-    from pricecast.tracking import backtest_runs
-    from pricecast.tracking.connect import connect
+    from pricecast.tune import validation_part
 
-    prices = load_prices(config.data.path, config.data.ticker)
-    tune.validation_part(prices.frame, config)  # too short: one line before MLflow or Optuna start
-    uri = connect(config.tracking, config.paths())
-    name = f"{prices.ticker}-{pd.Timestamp.now(tz='UTC'):%Y%m%d-%H%M%S}-seed{config.training.seed}"
-    parent, experiment = backtest_runs.start_study_run(config, prices.ticker, name)
-    try:
-        hook = functools.partial(backtest_runs.log_trial, uri, experiment, parent)
-        study, best = tune.run_study(config, prices.ticker, name, prices.frame, hook)
-        path = dump_yaml(tune.best_values(best), tune.output_path(config, prices.ticker))
-    except BaseException:
-        from mlflow import MlflowClient
+    validation_part(load_prices(config.data.path, config.data.ticker).frame, config)  # one line, before any server
+    from flows.tune import tune
+    from pricecast.tracking.connect import preflight
 
-        MlflowClient().set_terminated(parent, "FAILED")
-        raise
-    backtest_runs.end_study_run(parent, study.best_trial.params, study.best_value, path.read_text())
-    states = pd.Series([t.state.name for t in study.trials]).value_counts().to_dict()
-    print(f"Study {name}: {len(study.trials)} trials {states}; MLflow parent run {parent}")
-    print(f"Best validation MAE {study.best_value:.4f}: {study.best_trial.params}")
-    print(f"Best config written to {path}: `pricecast train --config {path}`")
+    preflight(config.tracking, config.paths())
+    result = tune(config)
+    print(
+        f"Study {result.study}: {sum(result.trial_states.values())} trials {result.trial_states}; "
+        f"MLflow parent run {result.run_id}"
+    )
+    print(f"Best validation MAE {result.best_value:.4f}: {result.best_params}")
+    print(f"Best config written to {result.path}: `pricecast train --config {result.path}`")
     return 0

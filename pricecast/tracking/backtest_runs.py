@@ -110,10 +110,15 @@ def start_study_run(config: Config, ticker: str, study: str) -> tuple[str, str]:
 def log_trial(tracking_uri: str, experiment_id: str, parent_id: str, trial: Any, config: Config, value: Any) -> None:
     """A nested run of one trial: its choices as params, its validation MAE (per fold as steps), its state.
 
-    Module-level and picklable: trials in other processes log through it too.
+    Module-level and picklable: trials in other processes log through it too (each run names its process).
     """
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    tags = {"mlflow.parentRunId": parent_id, "run_type": "tune-trial", "optuna.state": trial.state.name}
+    tags = {
+        **process_tags(),
+        "mlflow.parentRunId": parent_id,
+        "run_type": "tune-trial",
+        "optuna.state": trial.state.name,
+    }
     run = client.create_run(experiment_id, run_name=f"trial {trial.number}", tags=tags)
     now = int(time.time() * 1000)
     params = [mlflow.entities.Param(f"trial.{k}", str(v)) for k, v in trial.params.items()]
@@ -137,3 +142,8 @@ def end_study_run(run_id: str, best: dict[str, Any], value: float, yaml_text: st
     )
     client.log_text(run_id, yaml_text, "best.yaml")
     client.set_terminated(run_id, "FINISHED")
+
+
+def end_run(run_id: str, status: str) -> None:
+    """Close a run that was created without `mlflow.start_run` (FINISHED, FAILED, KILLED)."""
+    MlflowClient().set_terminated(run_id, status)
