@@ -71,3 +71,35 @@ def test_backtest_scores_every_model_on_the_same_days_and_records_it(
         for key in ("mae", "rmse", "mase", "skill", "skill_last_price", "dm_naive_p", "dm_last_price_p"):
             assert key in child.data.metrics, key
         assert [m.step for m in client.get_metric_history(child.info.run_id, "fold_mae")] == [0, 1]
+
+
+def test_dask_on_an_existing_cluster_by_address_and_on_a_local_cluster_gives_the_same_forecasts(
+    long_file,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+) -> None:
+    """`task_runner: dask` with `dask_address` sends the (fold, model) tasks to a scheduler that was already
+    running (as on other machines), whose worker processes run them; without an address, a LocalCluster."""
+    from distributed import Client, LocalCluster
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path, _ = long_file
+    config = Config(
+        home=tmp_path,
+        data=DataConfig(path=path, ticker="FB"),
+        backtest=BacktestConfig(folds=2, fold_days=5, models=("drift",)),
+    )
+    threads = backtest(config)
+    local = backtest(config.model_copy(update={"parallel": ParallelConfig(task_runner="dask", max_workers=2)}))
+    pd.testing.assert_frame_equal(local.forecasts, threads.forecasts)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        remote = backtest(
+            config.model_copy(update={"parallel": ParallelConfig(task_runner="dask", dask_address=address)})
+        )
+        with Client(address) as client:  # what the running scheduler computed: 2 folds x 3 models, in memory once each
+            computed = client.run_on_scheduler(
+                lambda dask_scheduler: {n: p.state_counts["memory"] for n, p in dask_scheduler.task_prefixes.items()}
+            )
+    pd.testing.assert_frame_equal(remote.forecasts, threads.forecasts)
+    assert computed == {"forecast_fold": 6}
