@@ -209,6 +209,48 @@ def test_deploy_then_a_retrain_of_two_tickers_runs_on_the_pool_in_parallel(stack
     ]
 
 
+@pytest.mark.slow
+def test_two_retrains_at_once_from_two_machines_lose_no_row_and_a_conflicting_file_writes_nothing(
+    stack: Stack, shared_data: Path, tmp_path: Path
+) -> None:
+    """Two homes (as two machines with their own incoming folders) retrain TATA at the same moment against
+    the shared store; their files overlap by 50 identical days. A third file, with one day whose close
+    differs from the store's, is refused whole: none of its other days reach the store."""
+    from pricecast.prices.pg_store import PostgresStore
+    from pricecast.prices.sources import load_prices
+
+    prices = pd.read_csv(shared_data / "NSETATAGLOBAL.csv")  # newest first: rows 120+ are older days
+    homes = {"east": tmp_path / "east", "west": tmp_path / "west"}
+    for name, rows in (("east", slice(120, 220)), ("west", slice(170, 260))):
+        (homes[name] / "data" / "incoming").mkdir(parents=True)
+        prices.iloc[rows].to_csv(homes[name] / "data" / "incoming" / f"TATA_{name}.csv", index=False)
+    bad = prices.iloc[[100, *range(260, 280)]].copy()  # 20 days nobody else brings, and one the store has
+    bad.loc[100, "Close"] += 1.0  # with another close
+    bad.to_csv(homes["west"] / "data" / "incoming" / "TATA_fix.csv", index=False)
+
+    runs = [
+        subprocess.Popen(
+            [*PRICECAST, "retrain", "--home", str(home), "--tickers", "TATA", *TINY],
+            env=stack.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for home in homes.values()
+    ]
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], "\n".join(outputs)
+
+    expected = prices.iloc[:260]
+    (tmp_path / "expected.csv").write_text(expected.to_csv(index=False))
+    stored = PostgresStore(stack.info["urls"]["store"]).read("TATA")
+    pd.testing.assert_frame_equal(stored, load_prices(tmp_path / "expected.csv", "TATA").frame)  # 260 days
+    rejected = homes["west"] / "data" / "incoming" / "rejected"
+    assert [p.name for p in rejected.glob("*.csv")] == ["TATA_fix.csv"]  # none of its 21 rows was written
+    assert "TATA_fix.csv conflicts with the store" in "\n".join(outputs)
+
+
 # --- the UIs in a real browser: Playwright driving Debian's Chromium, headless, no browser download ---
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
