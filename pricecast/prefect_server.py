@@ -1,12 +1,15 @@
 """A Prefect server on 127.0.0.1 run as a process of its own: for `pricecast serve`, or long-lived for a home.
 
 A long-lived server (`pricecast server start`) keeps its pid, address and log under `<home>/prefect/`;
-every command uses it when it answers, which saves the temporary server's start on each run.
-Nothing here imports Prefect: the server is its own process (`python -m prefect server start`).
+every command uses it when it answers, which saves the temporary server's start on each run. Without
+one, a command that runs flows starts Prefect's temporary server itself, first thing, so that the
+server starts while the command reads its input and imports Prefect, MLflow and TensorFlow.
+Nothing here imports Prefect: each server is its own process.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -16,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from pricecast.config import Paths, go_offline
+from pricecast.errors import StackError
 from pricecast.stack.procs import free_port
 
 
@@ -113,14 +117,95 @@ class LocalServer:
         return True
 
 
-def use_local_server(paths: Paths) -> str | None:
-    """Point Prefect at the home's long-lived server when no PREFECT_API_URL is set and it answers.
+class EarlyServer:
+    """Prefect's temporary server for one command, started before the command's imports so that its start
+    overlaps them; stopped when the process exits (after Prefect's own exit handlers), or at once when unused.
 
-    Returns the address used, or None (Prefect then starts its temporary server, as without this).
+    The same server Prefect starts by itself without an API address: uvicorn serving the API app, no UI,
+    Prefect's default database, errors only on the terminal.
     """
+
+    def __init__(self) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}/api"
+        port = self.url.rsplit(":", 1)[1].removesuffix("/api")
+        command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"]
+        command += ["--host", "127.0.0.1", "--port", port, "--log-level", "error", "--lifespan", "on"]
+        ephemeral = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+        self.process: subprocess.Popen | None = subprocess.Popen(command, env=go_offline({**env, **ephemeral}))
+        self.used = False
+        atexit.register(self.stop)  # registered before Prefect is imported: runs after Prefect's own handlers
+
+    def wait(self, timeout: float = 120) -> None:
+        """Return once the API answers.
+
+        Raises:
+            StackError: the server exited or did not answer within `timeout` seconds.
+        """
+        self.used = True
+        deadline = time.monotonic() + timeout
+        while self.process and self.process.poll() is None and time.monotonic() < deadline:
+            if answers(self.url, timeout=2):
+                return
+            time.sleep(0.1)
+        code = self.process.poll() if self.process else None
+        raise StackError(
+            f"Prefect's temporary server did not answer at {self.url} within {timeout:.0f} s (exit code {code}); "
+            "`pricecast server start` runs one that stays, or set PREFECT_API_URL"
+        )
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+#: The early server of this process, if one was started.
+_early: list[EarlyServer] = []
+
+
+def _prefect_api_set() -> bool:
+    """Whether Prefect already has an API address: the environment, or settings loaded in this process (tests)."""
     if os.environ.get("PREFECT_API_URL"):
+        return True
+    if "prefect.settings" in sys.modules:
+        from prefect.settings import get_current_settings
+
+        return bool(get_current_settings().api.url)
+    return False
+
+
+def use_local_server(paths: Paths, start_early: bool = False) -> str | None:
+    """Point Prefect at the home's long-lived server when no API address is set and it answers; else, with
+    `start_early`, start Prefect's temporary server now (`wait_for_server` waits for it before a flow runs).
+
+    Returns the address used, or None (Prefect then starts its temporary server itself, as without this).
+    """
+    if _prefect_api_set():
         return None
     url = LocalServer(paths).url()
+    if not url and start_early:
+        _early.append(EarlyServer())
+        url = _early[-1].url
     if url:
         os.environ["PREFECT_API_URL"] = url
     return url
+
+
+def wait_for_server() -> None:
+    """Wait for the temporary server `use_local_server` started early, if it did."""
+    for server in _early:
+        server.wait()
+
+
+def stop_unused() -> None:
+    """Stop an early server no flow waited for (the command ended before its flow: bad input, say)."""
+    for server in [s for s in _early if not s.used]:
+        server.stop()
+        _early.remove(server)
+        os.environ.pop("PREFECT_API_URL", None)

@@ -208,3 +208,44 @@ def test_a_long_lived_server_is_used_by_every_command_of_its_home(tmp_path: Path
     finally:
         stopped = pricecast("server", "stop")
     assert stopped.stdout.strip() == "Prefect server stopped" and not answers(url)
+
+
+def _server_children(pid: int) -> set[int]:
+    """Children of `pid` that are Prefect API servers (uvicorn on `prefect.server.api.server:create_app`)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            status = (entry / "status").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except (OSError, ValueError):
+            continue
+        if f"\nPPid:\t{pid}\n" in status and b"prefect.server.api.server:create_app" in command:
+            found.add(int(entry.name))
+    return found
+
+
+def test_without_a_server_a_training_starts_the_temporary_server_first_and_leaves_none(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """No PREFECT_API_URL, no long-lived server: the command starts Prefect's temporary server before its
+    imports (not Prefect, later, by itself), runs its flow on it, and stops it on the way out."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+    data = tmp_path / "tata.csv"
+    data.write_text("\n".join((shared_data / "NSETATAGLOBAL.csv").read_text().splitlines()[:151]) + "\n")
+    command = [*PRICECAST, "train", "--data", str(data), "--ticker", "TATA", "--epochs", "1", "--lookback", "5"]
+    proc = subprocess.Popen(
+        [*command, "--home", str(tmp_path / "home")],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    started, servers = time.monotonic(), set()
+    while not servers and proc.poll() is None and time.monotonic() - started < 5:
+        servers = _server_children(proc.pid)
+        time.sleep(0.05)
+    assert servers, "no Prefect server among the command's children in its first 5 s"
+    output = proc.communicate(timeout=600)[0].decode()
+    assert proc.returncode == 0, output[-3000:]
+    assert "Starting temporary server" not in output  # Prefect did not start one of its own
+    assert not [pid for pid in servers if Path(f"/proc/{pid}").exists()], "the server outlived the command"

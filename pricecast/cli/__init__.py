@@ -18,10 +18,12 @@ from pydantic import ValidationError
 from pricecast.cli.commands import COMMANDS
 from pricecast.cli.flags import add_config_flags, build_config, config_fields, flag_name, given_values
 from pricecast.config import go_offline
-from pricecast.prefect_server import use_local_server
+from pricecast.prefect_server import stop_unused, use_local_server
 
 #: Commands that talk to Prefect: they use the home's long-lived server when it runs.
 USES_PREFECT = {"train", "backtest", "tune", "retrain", "forecast", "serve", "trigger"}
+#: Commands that run flows here: without a server to use, they start Prefect's temporary server first thing.
+RUNS_FLOWS = {"train", "backtest", "tune", "retrain", "forecast"}
 
 __all__ = ["build_config", "config_fields", "flag_name", "given_values", "main", "parser", "run"]
 
@@ -69,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = build_config(args)
         if args.command in USES_PREFECT:
-            use_local_server(config.paths())
+            use_local_server(config.paths(), start_early=args.command in RUNS_FLOWS)
         return COMMANDS[args.command][0](config, args)
     except ValidationError as exc:
         print(f"pricecast: invalid config: {config_errors(exc)}", file=sys.stderr)
@@ -82,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pricecast: {exc}", file=sys.stderr)
         return 128 + signal.SIGTERM
     finally:
+        stop_unused()
         signal.signal(signal.SIGTERM, previous)
     return 2
 

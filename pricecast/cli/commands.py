@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pricecast.cli.evaluation import backtest_flags, cmd_backtest, cmd_train, cmd_tune, train_flags
+from pricecast.cli.evaluation import backtest_flags, cmd_backtest, cmd_train, cmd_tune, servers_ready, train_flags
 from pricecast.cli.flags import given_values
 from pricecast.cli.show import status_lines
 from pricecast.cli.team import cmd_deploy, cmd_stack, cmd_store, deploy_args, stack_args, store_args
@@ -53,9 +53,8 @@ def _tickers(config: Config, args: argparse.Namespace) -> list[str] | None:
 
 def cmd_retrain(config: Config, args: argparse.Namespace) -> int:
     from flows.retrain import retrain
-    from pricecast.tracking.connect import preflight
 
-    preflight(config.tracking, config.paths())
+    servers_ready(config)
     decisions = retrain(config, _tickers(config, args), args.force)
     for d in decisions:
         print(f"{d.ticker}: {d.action}: {d.reason}")
@@ -99,9 +98,8 @@ def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
     for ticker in tickers or []:
         open_store(config).read(ticker)  # an unknown ticker is one line now, before any server starts
     from flows.forecast import forecast
-    from pricecast.tracking.connect import preflight
 
-    preflight(config.tracking, config.paths())
+    servers_ready(config)
     for result in forecast(config, tickers, args.start, args.end):
         print(f"\n{result.ticker}: forecasts from {result.model} (MLflow run {result.run_id})")
         shown = result.rows[["as_of", "date", "forecast", "naive", "actual", "error"]].dropna(axis="columns", how="all")

@@ -21,6 +21,15 @@ def backtest_flags(p: argparse.ArgumentParser) -> None:
     """No flags beyond the config's: --ticker, --data, --folds, --fold-days, --models."""
 
 
+def servers_ready(config: Config) -> None:
+    """Just before a flow: the tracking server answers (or fail in seconds) and Prefect's server is up."""
+    from pricecast.prefect_server import wait_for_server
+    from pricecast.tracking.connect import preflight
+
+    preflight(config.tracking, config.paths())
+    wait_for_server()
+
+
 def _run_backtest(config: Config) -> Any:
     from flows.backtest import backtest
     from pricecast.report import backtest_text
@@ -36,9 +45,8 @@ def cmd_train(config: Config, args: argparse.Namespace) -> int:
 
     check_inputs(config)  # bad input is one line in a second, before MLflow, Prefect or TensorFlow load
     from flows.train import train
-    from pricecast.tracking.connect import preflight
 
-    preflight(config.tracking, config.paths())
+    servers_ready(config)
     record = train(config)
     print_record(record)
     if getattr(args, "backtest", False):
@@ -58,9 +66,8 @@ def cmd_backtest(config: Config, args: argparse.Namespace) -> int:
     from pricecast.stages.backtest import make_folds
 
     make_folds(len(prices.frame), b.folds, b.fold_days, min_train(b.models, config))
-    from pricecast.tracking.connect import preflight
 
-    preflight(config.tracking, config.paths())
+    servers_ready(config)
     _run_backtest(config)
     return 0
 
@@ -71,9 +78,8 @@ def cmd_tune(config: Config, args: argparse.Namespace) -> int:
 
     validation_part(load_prices(config.data.path, config.data.ticker).frame, config)  # one line, before any server
     from flows.tune import tune
-    from pricecast.tracking.connect import preflight
 
-    preflight(config.tracking, config.paths())
+    servers_ready(config)
     result = tune(config)
     print(
         f"Study {result.study}: {sum(result.trial_states.values())} trials {result.trial_states}; "
