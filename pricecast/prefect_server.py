@@ -119,7 +119,8 @@ class LocalServer:
 
 class EarlyServer:
     """Prefect's temporary server for one command, started before the command's imports so that its start
-    overlaps them; stopped when the process exits (after Prefect's own exit handlers), or at once when unused.
+    overlaps them; stopped when the process exits (after Prefect's own exit handlers), or at once when unused,
+    and (Linux) when the process is killed.
 
     The same server Prefect starts by itself without an API address: uvicorn serving the API app, no UI,
     Prefect's default database, errors only on the terminal.
@@ -132,7 +133,9 @@ class EarlyServer:
         command += ["--host", "127.0.0.1", "--port", port, "--log-level", "error", "--lifespan", "on"]
         ephemeral = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-        self.process: subprocess.Popen | None = subprocess.Popen(command, env=go_offline({**env, **ephemeral}))
+        self.process: subprocess.Popen | None = subprocess.Popen(
+            command, env=go_offline({**env, **ephemeral}), preexec_fn=_die_with_parent
+        )
         self.used = False
         atexit.register(self.stop)  # registered before Prefect is imported: runs after Prefect's own handlers
 
@@ -163,6 +166,14 @@ class EarlyServer:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+def _die_with_parent() -> None:
+    """In the server's process before it runs (Linux): SIGTERM when the command's process dies, even killed."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 #: The early server of this process, if one was started.

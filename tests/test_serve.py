@@ -248,4 +248,32 @@ def test_without_a_server_a_training_starts_the_temporary_server_first_and_leave
     output = proc.communicate(timeout=600)[0].decode()
     assert proc.returncode == 0, output[-3000:]
     assert "Starting temporary server" not in output  # Prefect did not start one of its own
-    assert not [pid for pid in servers if Path(f"/proc/{pid}").exists()], "the server outlived the command"
+    assert not [pid for pid in servers if _alive(pid)], "the server outlived the command"
+
+
+def test_a_killed_command_takes_its_temporary_server_with_it(tmp_path: Path, shared_data: Path) -> None:
+    """SIGKILL to a command leaves no Prefect server behind (the server dies with its parent)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+    data = tmp_path / "tata.csv"
+    data.write_text("\n".join((shared_data / "NSETATAGLOBAL.csv").read_text().splitlines()[:151]) + "\n")
+    command = [*PRICECAST, "train", "--data", str(data), "--ticker", "TATA", "--home", str(tmp_path / "home")]
+    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started, servers = time.monotonic(), set()
+    while not servers and proc.poll() is None and time.monotonic() - started < 5:
+        servers = _server_children(proc.pid)
+        time.sleep(0.05)
+    assert servers, "no Prefect server among the command's children in its first 5 s"
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in servers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in servers), "the server outlived its killed command"
+
+
+def _alive(pid: int) -> bool:
+    """A live process (not gone, not a zombie waiting for its new parent to reap it)."""
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
