@@ -148,6 +148,7 @@ def main() -> None:
     global RESULTS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds-from", type=int, default=0, help="first seed (to share the work between processes)")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--fold-days", type=int, default=16)
     parser.add_argument("--trials", type=int, default=6, help="trials of each ticker's tuning study")
@@ -167,7 +168,7 @@ def main() -> None:
             tuned = tuned_values(ticker, frame, args) if model == "tuned" else None
             if model == "tuned" and tuned is None:
                 continue
-            for seed in range(args.seeds) if model in NETWORKS else [0]:
+            for seed in range(args.seeds_from, args.seeds) if model in NETWORKS else [0]:
                 found = forecasts(ticker, frame, model, seed, args, tuned)
                 if found is not None:
                     rows.append({"ticker": ticker, "model": model, "seed": seed, **scores(found)})
