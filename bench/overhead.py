@@ -86,7 +86,7 @@ def main() -> None:
 
     print(f"\nMAE on the 16 test days: {maes} (the same result is the point)")
     line("bare seed script (python bench/bare_seed.py)", times["bare"])
-    line("pricecast train, temporary Prefect server", times["temporary"])
+    line("pricecast train, no server running (temporary, started early)", times["temporary"])
     line("pricecast train, long-lived server", times["served"])
     base = statistics.median(times["bare"])
     for mode, target in (("temporary", 1.3), ("served", 1.15)):
