@@ -127,10 +127,10 @@ class EarlyServer:
     """
 
     def __init__(self) -> None:
-        self.url = f"http://127.0.0.1:{free_port()}/api"
-        port = self.url.rsplit(":", 1)[1].removesuffix("/api")
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/api"
         command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"]
-        command += ["--host", "127.0.0.1", "--port", port, "--log-level", "error", "--lifespan", "on"]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]
         ephemeral = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
         self.process: subprocess.Popen | None = subprocess.Popen(
