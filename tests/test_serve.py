@@ -47,7 +47,7 @@ def served(tmp_path: Path, shared_data: Path):
     runners) ignores SIGINT, and `pricecast serve` stops cleanly on SIGTERM.
     """
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+    env = no_server_env()
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), PRICECAST_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
     incoming = tmp_path / "home" / "data" / "incoming"
     incoming.mkdir(parents=True)
@@ -182,7 +182,7 @@ def test_ui_serves_the_store(tmp_path: Path, shared_data: Path) -> None:
 
 def test_a_long_lived_server_is_used_by_every_command_of_its_home(tmp_path: Path, shared_data: Path) -> None:
     """`pricecast server start`, then a training runs on it (no temporary server); `stop` ends it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+    env = no_server_env()
     home = ["--home", str(tmp_path / "home")]
     data = tmp_path / "tata.csv"
     data.write_text("\n".join((shared_data / "NSETATAGLOBAL.csv").read_text().splitlines()[:151]) + "\n")
@@ -210,6 +210,28 @@ def test_a_long_lived_server_is_used_by_every_command_of_its_home(tmp_path: Path
     assert stopped.stdout.strip() == "Prefect server stopped" and not answers(url)
 
 
+def no_server_env() -> dict[str, str]:
+    """This environment without a Prefect API address or a tracking URI: the command finds its own servers."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
+
+
+def first_150_days(tmp_path: Path, shared_data: Path) -> Path:
+    """The seed's file cut to its header and first 150 days."""
+    data = tmp_path / "tata.csv"
+    data.write_text("\n".join((shared_data / "NSETATAGLOBAL.csv").read_text().splitlines()[:151]) + "\n")
+    return data
+
+
+def _first_server_children(proc: subprocess.Popen) -> set[int]:
+    """The Prefect servers among `proc`'s children within its first 5 s (fails when there are none)."""
+    started, servers = time.monotonic(), set()
+    while not servers and proc.poll() is None and time.monotonic() - started < 5:
+        servers = _server_children(proc.pid)
+        time.sleep(0.05)
+    assert servers, "no Prefect server among the command's children in its first 5 s"
+    return servers
+
+
 def _server_children(pid: int) -> set[int]:
     """Children of `pid` that are Prefect API servers (uvicorn on `prefect.server.api.server:create_app`)."""
     found = set()
@@ -229,9 +251,7 @@ def test_without_a_server_a_training_starts_the_temporary_server_first_and_leave
 ) -> None:
     """No PREFECT_API_URL, no long-lived server: the command starts Prefect's temporary server before its
     imports (not Prefect, later, by itself), runs its flow on it, and stops it on the way out."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
-    data = tmp_path / "tata.csv"
-    data.write_text("\n".join((shared_data / "NSETATAGLOBAL.csv").read_text().splitlines()[:151]) + "\n")
+    env, data = no_server_env(), first_150_days(tmp_path, shared_data)
     command = [*PRICECAST, "train", "--data", str(data), "--ticker", "TATA", "--epochs", "1", "--lookback", "5"]
     proc = subprocess.Popen(
         [*command, "--home", str(tmp_path / "home")],
@@ -240,11 +260,7 @@ def test_without_a_server_a_training_starts_the_temporary_server_first_and_leave
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    started, servers = time.monotonic(), set()
-    while not servers and proc.poll() is None and time.monotonic() - started < 5:
-        servers = _server_children(proc.pid)
-        time.sleep(0.05)
-    assert servers, "no Prefect server among the command's children in its first 5 s"
+    servers = _first_server_children(proc)
     output = proc.communicate(timeout=600)[0].decode()
     assert proc.returncode == 0, output[-3000:]
     assert "Starting temporary server" not in output  # Prefect did not start one of its own
@@ -253,16 +269,10 @@ def test_without_a_server_a_training_starts_the_temporary_server_first_and_leave
 
 def test_a_killed_command_takes_its_temporary_server_with_it(tmp_path: Path, shared_data: Path) -> None:
     """SIGKILL to a command leaves no Prefect server behind (the server dies with its parent)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_TRACKING"))}
-    data = tmp_path / "tata.csv"
-    data.write_text("\n".join((shared_data / "NSETATAGLOBAL.csv").read_text().splitlines()[:151]) + "\n")
+    env, data = no_server_env(), first_150_days(tmp_path, shared_data)
     command = [*PRICECAST, "train", "--data", str(data), "--ticker", "TATA", "--home", str(tmp_path / "home")]
     proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    started, servers = time.monotonic(), set()
-    while not servers and proc.poll() is None and time.monotonic() - started < 5:
-        servers = _server_children(proc.pid)
-        time.sleep(0.05)
-    assert servers, "no Prefect server among the command's children in its first 5 s"
+    servers = _first_server_children(proc)
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 10
