@@ -1,8 +1,10 @@
 """The registered model: price history in, forecast prices with their dates out.
 
 MLflow runs this file as the model's code when a version is logged or loaded (models from code),
-so it is self-contained: it needs MLflow, Keras, scikit-learn, pandas and joblib (statsmodels for
+so it is self-contained: it needs MLflow, NumPy, scikit-learn, pandas and joblib (statsmodels for
 an ARIMA baseline), never pricecast, and a registered version loads anywhere those are installed.
+A network forecasts from its weights in NumPy (the `weights` artifact, `NumpyNetwork`); Keras and
+TensorFlow load only a version without them (registered before they existed), from `network`.
 `set_model` at the bottom is what makes the file a model; importing the module (tests do, to
 build the in-memory twin of a version) only records that class as MLflow's current code model.
 
@@ -97,6 +99,72 @@ def trading_days_after(day: pd.Timestamp, count: int) -> pd.DatetimeIndex:
     return pd.bdate_range(day + pd.Timedelta(days=1), periods=count)
 
 
+CELLS = ("SimpleRNN", "LSTM", "GRU")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class NumpyNetwork:
+    """`<cell>(units) -> Dense(1)` with Keras' default activations, computed in NumPy (float32).
+
+    What a registered network forecasts with: the same outputs as Keras to float32 rounding, without
+    TensorFlow in the process (importing it takes seconds) and without Keras' per-call set-up.
+    """
+
+    def __init__(self, cell: str, weights: dict[str, np.ndarray]) -> None:
+        if cell not in CELLS:
+            raise ValueError(f"cell {cell!r} is not one of {', '.join(CELLS)}")
+        self.cell = cell
+        self.weights = {k: np.asarray(v, dtype="float32") for k, v in weights.items()}
+
+    @classmethod
+    def from_keras(cls, network: Any) -> NumpyNetwork | None:
+        """The NumPy twin of a Keras network, or None when it is not one this class computes the same."""
+        layers = getattr(network, "layers", [])
+        if len(layers) != 2 or type(layers[0]).__name__ not in CELLS or type(layers[1]).__name__ != "Dense":
+            return None
+        weights = [np.asarray(w) for w in network.get_weights()]
+        if len(weights) != 5:  # a layer without its bias
+            return None
+        kernel, recurrent, bias, dense_kernel, dense_bias = weights
+        cell = type(layers[0]).__name__
+        twin = cls(cell, dict(kernel=kernel, recurrent=recurrent, bias=bias, dense=dense_kernel, dense_bias=dense_bias))
+        probe = np.random.default_rng(0).normal(size=(4, *network.input_shape[1:])).astype("float32")
+        same = np.allclose(twin(probe), np.asarray(network(probe, training=False)), rtol=1e-4, atol=1e-5)
+        return twin if same else None
+
+    @classmethod
+    def load(cls, path: str) -> NumpyNetwork:
+        with np.load(path) as saved:
+            return cls(str(saved["cell"]), {k: saved[k] for k in saved.files if k != "cell"})
+
+    def save(self, path: str) -> None:
+        np.savez(path, cell=np.array(self.cell), **self.weights)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Outputs `(batch, 1)` for windows `(batch, lookback, inputs)`."""
+        w = self.weights
+        x = np.asarray(x, dtype="float32")
+        units = w["recurrent"].shape[0]
+        h = np.zeros((len(x), units), dtype="float32")
+        c = np.zeros_like(h)
+        for step in np.moveaxis(x @ w["kernel"], 1, 0):  # the input's part of every gate, one step at a time
+            if self.cell == "SimpleRNN":
+                h = np.tanh(step + w["bias"] + h @ w["recurrent"])
+            elif self.cell == "LSTM":
+                i, f, g, o = np.split(step + w["bias"] + h @ w["recurrent"], 4, axis=1)
+                c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+                h = _sigmoid(o) * np.tanh(c)
+            else:  # GRU, reset_after (Keras' default): the reset gate applies after the recurrent product
+                xz, xr, xh = np.split(step + w["bias"][0], 3, axis=1)
+                hz, hr, hh = np.split(h @ w["recurrent"] + w["bias"][1], 3, axis=1)
+                z = _sigmoid(xz + hz)
+                h = z * h + (1 - z) * np.tanh(xh + _sigmoid(xr + hr) * hh)
+        return h @ w["dense"] + w["dense_bias"]
+
+
 class PriceForecaster(mlflow.pyfunc.PythonModel):
     """A network (with its scaling) or a baseline, forecasting in price units."""
 
@@ -113,15 +181,18 @@ class PriceForecaster(mlflow.pyfunc.PythonModel):
         return cls.from_config({"lookback": lookback, "target": target}, network, scaler)
 
     def load_context(self, context):
-        import keras
+        artifacts, network = context.artifacts, None
+        if "weights" in artifacts:  # no TensorFlow needed
+            network = NumpyNetwork.load(artifacts["weights"])
+        elif "network" in artifacts:  # a version from before the NumPy weights, or a network NumPy cannot compute
+            import keras
 
-        artifacts = context.artifacts
-        network = keras.models.load_model(artifacts["network"], compile=False) if "network" in artifacts else None
+            network = keras.models.load_model(artifacts["network"], compile=False)
         scaler = joblib.load(artifacts["scaler"]) if "scaler" in artifacts else None
         self.setup(dict(context.model_config), network, scaler)
 
     def setup(self, config: dict[str, Any], network: Any, scaler: Any) -> None:
-        """Read the model config; for a network, trace its call once (no Keras `predict` set-up per request)."""
+        """Read the model config; a network runs in NumPy (`NumpyNetwork`), else through one traced Keras call."""
         self.config = config
         self.kind = config.get("kind", "network")
         self.target, self.lookback = config["target"], int(config["lookback"])
@@ -132,13 +203,16 @@ class PriceForecaster(mlflow.pyfunc.PythonModel):
         self.columns = list(dict.fromkeys([*needed, *(["close"] if self.kind == "last_price" else [])]))
         self.network, self.scaler, self._call = network, scaler, None
         if self.kind == "network":
+            self._call = network if isinstance(network, NumpyNetwork) else NumpyNetwork.from_keras(network)
+        if self.kind == "network" and self._call is None:  # Keras, through one function traced here, once
             import tensorflow as tf
 
             shape = (None, self.lookback, len(self.inputs) if self.representation == "return" else 1)
-            self._call = tf.function(
+            traced = tf.function(
                 lambda x: self.network(x, training=False), input_signature=[tf.TensorSpec(shape, tf.float32)]
             )
-            self._call(np.zeros((1, *shape[1:]), dtype="float32"))  # traced here, once
+            traced(np.zeros((1, *shape[1:]), dtype="float32"))
+            self._call = lambda x: traced(x).numpy()
 
     def _column(self, window: np.ndarray, name: str) -> np.ndarray:
         return window[:, self.columns.index(name)]
@@ -159,7 +233,7 @@ class PriceForecaster(mlflow.pyfunc.PythonModel):
             return float(np.exp(results.forecast(1)[0]))
         if self.representation == "level":
             scaled = self.scaler.transform(target.reshape(-1, 1)).reshape(1, -1, 1)
-            output = self._call(scaled.astype("float32")).numpy().reshape(-1, 1)
+            output = self._call(scaled.astype("float32")).reshape(-1, 1)
             return float(self.scaler.inverse_transform(output)[0, 0])
         base = float(self._column(window, self.anchor)[-1])
         raw = np.empty((len(window), len(self.inputs)))
@@ -170,7 +244,7 @@ class PriceForecaster(mlflow.pyfunc.PythonModel):
             else:
                 raw[:, k] = np.log(values) - np.log(base)
         scaled = (raw - np.asarray(self.config["input_mean"])) / np.asarray(self.config["input_std"])
-        output = float(self._call(scaled[np.newaxis].astype("float32")).numpy().ravel()[0])
+        output = float(self._call(scaled[np.newaxis].astype("float32")).ravel()[0])
         return float(base * np.exp(output * self.config["target_scale"]))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):

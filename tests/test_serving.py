@@ -21,3 +21,16 @@ def test_the_best_baseline_is_the_better_of_naive_and_last_price_else_the_last_p
 def test_a_version_is_described_by_its_skills() -> None:
     text = describe("3", {"mae": 4.0, "naive_mae": 5.0, "last_price_mae": 3.2})
     assert text == "v3: MAE 4 vs naive 5 (skill +0.200), vs last price 3.2 (skill_last_price -0.250)"
+
+
+def test_a_version_names_the_pinned_requirements_this_environment_does_not_match() -> None:
+    from importlib.metadata import version
+
+    from pricecast.tracking.registry import requirement_mismatches
+
+    numpy, pandas = version("numpy"), version("pandas")
+    lines = [f"numpy=={numpy}", "pandas==0.0.1", "not-a-package-here==1.0", "mlflow", "# a comment", ""]
+    assert requirement_mismatches(lines) == [
+        f"pandas==0.0.1 (installed: {pandas})",
+        "not-a-package-here==1.0 (installed: none)",
+    ]

@@ -54,8 +54,8 @@ def _tickers(config: Config, args: argparse.Namespace) -> list[str] | None:
 def cmd_retrain(config: Config, args: argparse.Namespace) -> int:
     from flows.retrain import retrain
 
-    servers_ready(config)
-    decisions = retrain(config, _tickers(config, args), args.force)
+    with servers_ready(config):
+        decisions = retrain(config, _tickers(config, args), args.force)
     for d in decisions:
         print(f"{d.ticker}: {d.action}: {d.reason}")
     if not decisions:
@@ -99,8 +99,9 @@ def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
         open_store(config).read(ticker)  # an unknown ticker is one line now, before any server starts
     from flows.forecast import forecast
 
-    servers_ready(config)
-    for result in forecast(config, tickers, args.start, args.end):
+    with servers_ready(config):
+        results = forecast(config, tickers, args.start, args.end)
+    for result in results:
         print(f"\n{result.ticker}: forecasts from {result.model} (MLflow run {result.run_id})")
         shown = result.rows[["as_of", "date", "forecast", "naive", "actual", "error"]].dropna(axis="columns", how="all")
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +17,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import infer_signature
 
-from pricecast.forecaster import PriceForecaster, model_input
+from pricecast.forecaster import NumpyNetwork, PriceForecaster, model_input
 
 if TYPE_CHECKING:
     from pricecast.stages.features import FeatureTransform
@@ -30,9 +32,31 @@ def model_name(ticker: str) -> str:
     return f"pricecast-{ticker}"
 
 
+def requirement_mismatches(requirements: list[str]) -> list[str]:
+    """`package==pinned (installed: version)` for each pinned requirement this environment does not match."""
+    mismatched = []
+    for line in requirements:
+        name, pinned = line.split(";")[0].strip().partition("==")[::2]
+        if not pinned:
+            continue
+        try:
+            installed = package_version(name)
+        except PackageNotFoundError:
+            installed = "none"
+        if installed != pinned:
+            mismatched.append(f"{name}=={pinned} (installed: {installed})")
+    return mismatched
+
+
 def load_forecaster(name: str, version: str | int) -> mlflow.pyfunc.PyFuncModel:
-    """A registered version as a pyfunc model."""
-    return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    """A registered version as a pyfunc model, with a warning naming each of its pinned requirements this
+    environment does not match (MLflow's own check maps every installed module to its package: a second)."""
+    folder = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}"))
+    requirements = folder / "requirements.txt"
+    mismatched = requirement_mismatches(requirements.read_text().splitlines()) if requirements.exists() else []
+    if mismatched:
+        logging.getLogger(__name__).warning("%s v%s was logged with %s", name, version, ", ".join(mismatched))
+    return mlflow.pyfunc.load_model(str(folder), suppress_warnings=True)
 
 
 def _registered(name: str) -> mlflow.entities.model_registry.RegisteredModel | None:
@@ -170,14 +194,18 @@ def log_model(model: Any, transform: FeatureTransform, history: pd.DataFrame) ->
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         artifacts = {}
+        network = NumpyNetwork.from_keras(model) if config["kind"] == "network" else None
         if config["kind"] == "network":
             model.save(folder / "network.keras")
             artifacts["network"] = str(folder / "network.keras")
+        if network is not None:  # what the version forecasts with, without TensorFlow
+            network.save(str(folder / "network.npz"))
+            artifacts["weights"] = str(folder / "network.npz")
             if transform.level_scaler is not None and config["representation"] == "level":
                 joblib.dump(transform.level_scaler, folder / "scaler.joblib")
                 artifacts["scaler"] = str(folder / "scaler.joblib")
         twin = PriceForecaster.from_config(
-            config, model if config["kind"] == "network" else None, transform.level_scaler
+            config, network or (model if config["kind"] == "network" else None), transform.level_scaler
         )
         example = model_input(history, twin.columns, twin.lookback)
         forecast = twin.predict(None, example)
