@@ -1,20 +1,21 @@
 """The registered model: price history in, forecast prices with their dates out.
 
 MLflow runs this file as the model's code when a version is logged or loaded (models from code),
-so it is self-contained: it needs MLflow, NumPy, scikit-learn, pandas and joblib (statsmodels for
-an ARIMA baseline), never pricecast, and a registered version loads anywhere those are installed.
-A network forecasts from its weights in NumPy (the `weights` artifact, `NumpyNetwork`); Keras and
-TensorFlow load only a version without them (registered before they existed), from `network`.
+so it is self-contained: it needs MLflow, NumPy and pandas (statsmodels for an ARIMA baseline),
+never pricecast, and a registered version loads anywhere those are installed. A network forecasts
+from its weights in NumPy (the `weights` artifact, `NumpyNetwork`) and its scaling from the config;
+Keras, TensorFlow and scikit-learn load only for a version registered before those existed.
 `set_model` at the bottom is what makes the file a model; importing the module (tests do, to
 build the in-memory twin of a version) only records that class as MLflow's current code model.
 
 `model_config` says what the version is. `kind`: `network` (the default: versions registered
 before kinds existed carry only `lookback` and `target`, and are `level` networks of the target),
 or a baseline (`naive`, `last_price`, `drift`, `arima`). A network's `representation`: `level`
-(MinMax-scaled prices of the target, the `scaler` artifact) or `return` (log ratios of `inputs` to
-the latest known price, standardised with `input_mean`/`input_std`; the network's output times
-`target_scale` is the log ratio of the next target to that price). The arithmetic is the one
-of `pricecast.stages.features`, repeated here because this file may not import pricecast.
+(MinMax-scaled prices of the target: `scaler_min`/`scaler_scale`, or the `scaler` artifact) or
+`return` (log ratios of `inputs` to the latest known price, standardised with `input_mean`/`input_std`;
+the network's output times `target_scale` is the log ratio of the next target to that price). The
+arithmetic is the one of `pricecast.stages.features`, repeated here because this file may not import
+pricecast.
 
 Input: a DataFrame of at least `lookback` rows of daily history: `date` (text, YYYY-MM-DD or
 M/D/YYYY) and the columns the model reads (`columns`); other columns may come along. Param
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import joblib
 import mlflow.models
 import mlflow.pyfunc
 import numpy as np
@@ -165,6 +165,19 @@ class NumpyNetwork:
         return h @ w["dense"] + w["dense_bias"]
 
 
+class MinMax:
+    """scikit-learn's fitted MinMaxScaler of one column, from its `min_` and `scale_`, with its arithmetic."""
+
+    def __init__(self, min_: float, scale: float) -> None:
+        self.min_, self.scale_ = float(min_), float(scale)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return x * self.scale_ + self.min_
+
+    def inverse_transform(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.min_) / self.scale_
+
+
 class PriceForecaster(mlflow.pyfunc.PythonModel):
     """A network (with its scaling) or a baseline, forecasting in price units."""
 
@@ -188,8 +201,12 @@ class PriceForecaster(mlflow.pyfunc.PythonModel):
             import keras
 
             network = keras.models.load_model(artifacts["network"], compile=False)
-        scaler = joblib.load(artifacts["scaler"]) if "scaler" in artifacts else None
-        self.setup(dict(context.model_config), network, scaler)
+        config, scaler = dict(context.model_config), None
+        if "scaler" in artifacts and "scaler_scale" not in config:  # a version from before the scaling in its config
+            import joblib
+
+            scaler = joblib.load(artifacts["scaler"])
+        self.setup(config, network, scaler)
 
     def setup(self, config: dict[str, Any], network: Any, scaler: Any) -> None:
         """Read the model config; a network runs in NumPy (`NumpyNetwork`), else through one traced Keras call."""
@@ -201,6 +218,8 @@ class PriceForecaster(mlflow.pyfunc.PythonModel):
         self.anchor = "close" if "close" in self.inputs else self.target
         needed = [*self.inputs, self.target] if self.kind == "network" else [self.target]
         self.columns = list(dict.fromkeys([*needed, *(["close"] if self.kind == "last_price" else [])]))
+        if scaler is None and "scaler_scale" in config:
+            scaler = MinMax(config["scaler_min"], config["scaler_scale"])
         self.network, self.scaler, self._call = network, scaler, None
         if self.kind == "network":
             self._call = network if isinstance(network, NumpyNetwork) else NumpyNetwork.from_keras(network)

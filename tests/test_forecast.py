@@ -73,7 +73,8 @@ def test_in_memory_model_and_loaded_pyfunc_give_the_same_forecast(trained: dict)
 
 
 def test_a_registered_network_loads_and_forecasts_without_tensorflow(trained: dict) -> None:
-    """Its NumPy weights are what it forecasts with: TensorFlow (seconds to import) never loads."""
+    """Its NumPy weights and its scaling in the config are what it forecasts with: TensorFlow (seconds to
+    import) and scikit-learn never load."""
     record, db = trained["record"], trained["config"].paths().mlruns / "mlflow.db"
     history = trained["store"].iloc[:-3]
     expected = registry.load_forecaster(record.model_name, record.version).predict(history, params={"horizon": 2})
@@ -81,15 +82,15 @@ def test_a_registered_network_loads_and_forecasts_without_tensorflow(trained: di
         "import sys, pandas as pd, mlflow\n"
         f"model = mlflow.pyfunc.load_model('models:/{record.model_name}/{record.version}')\n"
         "out = model.predict(pd.read_csv(sys.stdin), params={'horizon': 2})\n"
-        "print(out['forecast'].tolist(), 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+        "print(out['forecast'].tolist(), *(m in sys.modules for m in ('tensorflow', 'keras', 'sklearn')))\n"
     )
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{db}", "MLFLOW_REGISTRY_URI": f"sqlite:///{db}"}
     done = subprocess.run(
         [sys.executable, "-c", script], input=history.to_csv(index=False), env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    forecasts, tensorflow, keras = done.stdout.strip().rsplit(" ", 2)
-    assert (tensorflow, keras) == ("False", "False")
+    forecasts, *loaded = done.stdout.strip().rsplit(" ", 3)
+    assert loaded == ["False", "False", "False"]  # TensorFlow, Keras, scikit-learn
     np.testing.assert_allclose(json.loads(forecasts), expected["forecast"], rtol=1e-6)
 
 

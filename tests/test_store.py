@@ -42,6 +42,18 @@ def test_merge_conflict_names_both_rows(tmp_path: Path) -> None:
         merge(store, new, "S.csv", "new.csv")
 
 
+def test_a_missing_volume_repeated_is_no_conflict_and_a_volume_where_none_was_is_one(tmp_path: Path) -> None:
+    """Files without volume (NaN) merge again cleanly; the first differing date is the one named."""
+    store = _frame(tmp_path, "Date,Open,High,Low,Close\n2018-10-01,10,11,9,10.5\n2018-10-02,10,11,9,10.5\n")
+    again = _frame(tmp_path, "Date,Open,High,Low,Close\n2018-10-02,10,11,9,10.5\n2018-10-03,10,11,9,10.5\n")
+    assert len(merge(store, again, "S.csv", "again.csv")) == 3
+    volumes = _frame(
+        tmp_path, "Date,Open,High,Low,Close,Volume\n2018-10-02,10,11,9,10.5,5\n2018-10-01,10,11,9,10.5,7\n"
+    )
+    with pytest.raises(DataError, match=r"volumes.csv conflicts with the store for 2018-10-01: "):
+        merge(store, volumes, "S.csv", "volumes.csv")
+
+
 def price_file(path: Path) -> object:
     """A file's prices as ticker T."""
     return pick_ticker(read_prices(path), path, "T")

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pricecast.config import Paths
@@ -84,14 +85,19 @@ def merge(store: pd.DataFrame, new: pd.DataFrame, store_name: str, new_name: str
         DataError: a date already in the store comes with a different value; names both rows.
     """
     both = store.merge(new, on="date", how="inner", suffixes=("_store", "_new"))
-    for _, row in both.iterrows():
-        old = pd.Series({c: row[f"{c}_store"] for c in CANONICAL[1:]})
-        fresh = pd.Series({c: row[f"{c}_new"] for c in CANONICAL[1:]})
-        if not old.equals(fresh):
-            raise DataError(
-                f"{new_name} conflicts with the store for {row['date']:%Y-%m-%d}: "
-                f"store {store_name} has {describe(old)}, {new_name} has {describe(fresh)}"
-            )
+    values = {
+        side: both[[f"{c}_{side}" for c in CANONICAL[1:]]].to_numpy(dtype="float64", na_value=np.nan)
+        for side in ("store", "new")
+    }
+    same = (values["store"] == values["new"]) | (np.isnan(values["store"]) & np.isnan(values["new"]))
+    differs = np.flatnonzero(~same.all(axis=1))
+    if differs.size:  # the first date whose values differ, both rows named
+        row = both.iloc[differs[0]]
+        old, fresh = (pd.Series({c: row[f"{c}_{side}"] for c in CANONICAL[1:]}) for side in ("store", "new"))
+        raise DataError(
+            f"{new_name} conflicts with the store for {row['date']:%Y-%m-%d}: "
+            f"store {store_name} has {describe(old)}, {new_name} has {describe(fresh)}"
+        )
     added = new[~new["date"].isin(store["date"])]
     return pd.concat([store, added]).sort_values("date").reset_index(drop=True)[CANONICAL]
 
