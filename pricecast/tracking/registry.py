@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import threading
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -31,20 +30,6 @@ MODEL_REQUIREMENTS = ("mlflow", "tensorflow", "scikit-learn", "pandas", "joblib"
 
 def model_name(ticker: str) -> str:
     return f"pricecast-{ticker}"
-
-
-def warm_up_model_logging() -> None:
-    """Start, in a background thread, the slowest first step of logging a model, while the caller trains.
-
-    MLflow checks a logged model's pinned requirements against a map of every installed module to
-    its package, made on first use in a process (0.6 s); the fit leaves a core free to make it.
-    A private MLflow function: without it (another MLflow version) logging just makes the map itself.
-    """
-    from mlflow.utils import requirements_utils
-
-    warm = getattr(requirements_utils, "_init_modules_to_packages_map", None)
-    if warm is not None:
-        threading.Thread(target=warm, name="mlflow-requirements", daemon=True).start()
 
 
 def requirement_mismatches(requirements: list[str]) -> list[str]:

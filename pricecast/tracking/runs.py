@@ -163,7 +163,6 @@ def training_run(
     experiment_id = ensure_experiment(experiment_name(config.tracking, prices.ticker), paths)
     name = model_label(config)
     with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=process_tags()) as run:
-        registry.warm_up_model_logging()
         try:
             mlflow.set_tags(
                 {
