@@ -144,24 +144,28 @@ class NumpyNetwork:
         np.savez(path, cell=np.array(self.cell), **self.weights)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Outputs `(batch, 1)` for windows `(batch, lookback, inputs)`."""
-        w = self.weights
+        """Outputs `(batch, 1)` for windows `(batch, lookback, inputs)`: one step at a time, few calls per step."""
+        w, units = self.weights, self.weights["recurrent"].shape[0]
         x = np.asarray(x, dtype="float32")
-        units = w["recurrent"].shape[0]
-        h = np.zeros((len(x), units), dtype="float32")
-        c = np.zeros_like(h)
-        for step in np.moveaxis(x @ w["kernel"], 1, 0):  # the input's part of every gate, one step at a time
-            if self.cell == "SimpleRNN":
-                h = np.tanh(step + w["bias"] + h @ w["recurrent"])
-            elif self.cell == "LSTM":
-                i, f, g, o = np.split(step + w["bias"] + h @ w["recurrent"], 4, axis=1)
-                c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-                h = _sigmoid(o) * np.tanh(c)
-            else:  # GRU, reset_after (Keras' default): the reset gate applies after the recurrent product
-                xz, xr, xh = np.split(step + w["bias"][0], 3, axis=1)
-                hz, hr, hh = np.split(h @ w["recurrent"] + w["bias"][1], 3, axis=1)
-                z = _sigmoid(xz + hz)
-                h = z * h + (1 - z) * np.tanh(xh + _sigmoid(xr + hr) * hh)
+        recurrent, h = w["recurrent"], np.zeros((len(x), units), dtype="float32")
+        if self.cell == "GRU":  # reset_after (Keras' default): the reset gate applies after the recurrent product
+            steps, recurrent_bias = x @ w["kernel"] + w["bias"][0], w["bias"][1]
+            for t in range(x.shape[1]):
+                inner = h @ recurrent + recurrent_bias
+                gates = _sigmoid(steps[:, t, : 2 * units] + inner[:, : 2 * units])  # update z, reset r
+                z, r = gates[:, :units], gates[:, units:]
+                h = z * h + (1 - z) * np.tanh(steps[:, t, 2 * units :] + r * inner[:, 2 * units :])
+        elif self.cell == "LSTM":  # gates i, f, c, o
+            steps, c = x @ w["kernel"] + w["bias"], np.zeros_like(h)
+            for t in range(x.shape[1]):
+                z = steps[:, t] + h @ recurrent
+                gates = _sigmoid(z)
+                c = gates[:, units : 2 * units] * c + gates[:, :units] * np.tanh(z[:, 2 * units : 3 * units])
+                h = gates[:, 3 * units :] * np.tanh(c)
+        else:
+            steps = x @ w["kernel"] + w["bias"]
+            for t in range(x.shape[1]):
+                h = np.tanh(steps[:, t] + h @ recurrent)
         return h @ w["dense"] + w["dense_bias"]
 
 
