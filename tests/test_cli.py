@@ -143,3 +143,21 @@ def test_one_ticker_takes_no_comma_and_several_have_their_own_flag(capsys: pytes
     ):
         args = parser().parse_args(argv)
         assert _tickers(build_config(args), args) == expected
+
+
+@pytest.mark.parametrize(("env", "beats"), [(None, None), ("45", 45)])
+def test_flows_a_command_runs_beat_no_heartbeats_unless_the_environment_asks(
+    env: str | None, beats: int | None, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the team stack's crash automation reads heartbeats; elsewhere each flow's end would wait for one."""
+    from prefect.settings import get_current_settings
+
+    from pricecast.cli.evaluation import servers_ready
+
+    if env is None:
+        monkeypatch.delenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", raising=False)
+    else:
+        monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", env)
+    with servers_ready(config_from("--home", str(home))):
+        assert get_current_settings().flows.heartbeat_frequency == beats
+    assert get_current_settings().flows.heartbeat_frequency is not None  # Prefect's own setting again after
