@@ -417,11 +417,18 @@ def flow_run_processes(stack: Stack) -> list[int]:
 
 @pytest.mark.slow
 def test_stack_down_leaves_no_process(stack: Stack) -> None:
-    # A flow run is Completed before its process has exited (logs flushed, TensorFlow unloaded): under
-    # load that can outlast down's 20 s of grace. Stopping idle workers is what is tested here.
+    # A flow run is Completed before its process has exited (logs flushed, TensorFlow unloaded), and a
+    # worker waits for it: stopping idle workers is what is tested here.
     _wait(lambda: not flow_run_processes(stack), 120, "the last flow run's process did not exit", stack)
     members = {p for pid, _ in procs.recorded(stack.state).values() for p in procs.group_pids(pid)}
+    t0 = time.monotonic()
     out = stack.cli("stack", "down", "--state-dir", str(stack.state))
-    assert out.returncode == 0 and set(json.loads(out.stdout).values()) <= {"stopped", "not running"}, out.stdout
+    print(f"stack down: {time.monotonic() - t0:.1f} s, {out.stdout}")
+    stopped = json.loads(out.stdout) if out.returncode == 0 else {}
+    servers = {name: how for name, how in stopped.items() if not name.startswith("worker")}
+    assert servers == {"prefect-server": "stopped", "mlflow-server": "stopped"}, out.stdout + out.stderr
+    # A worker is SIGKILLed only if it has not stopped a minute after SIGTERM (seen under the full suite's
+    # load, twice, with 20 s of grace); either way nothing of the stack may be left.
+    assert set(stopped.values()) <= {"stopped", "not running", "killed"}, out.stdout
     assert not [p for p in members if procs.start_time(p) is not None]
     assert procs.recorded(stack.state) == {}
