@@ -3,8 +3,9 @@
 Usage: python bench/serve_latency.py [--requests 300] [--clients 8] [--seconds 15] [--data-dir ../shared/data]
 
 Trains a small version on the seed's data in a temporary home (2 epochs: the network's size, not
-its quality, sets the cost of a request), serves it with the real `pricecast serve-model` (MLflow's
-model server) on a free port, then sends the last 60 days as one request, over and over on one
+its quality, sets the cost of a request), times its network alone in this process, serves it with
+the real `pricecast serve-model` (MLflow's model server) on a free port, then sends the last 60
+days as one request, over and over on one
 connection: p50, p90 and p99 against the targets (p50 <= 10 ms, p99 <= 30 ms). Then `--clients`
 threads send requests for `--seconds`: requests per second and their latency.
 """
@@ -63,6 +64,26 @@ def serve(home: Path, port: int, env: dict[str, str], log: Path) -> subprocess.P
     raise RuntimeError("the model server did not start:\n" + log.read_text()[-3000:])
 
 
+def forward_pass_ms(home: Path, repeat: int = 300) -> tuple[str, float]:
+    """The registered network alone (NumPy, in this process) on one window: its kind and median milliseconds."""
+    import mlflow
+    import numpy as np
+
+    uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    model = mlflow.pyfunc.load_model("models:/pricecast-TATA/1").unwrap_python_model()
+    window = np.random.default_rng(0).normal(size=(1, model.lookback, len(model.inputs))).astype("float32")
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        model.network(window)
+        times.append((time.perf_counter() - start) * 1e3)
+    network = model.network  # a NumpyNetwork: what the served version forecasts with
+    units = network.weights["recurrent"].shape[0]
+    return f"{network.cell}({units}), {model.lookback} days x {len(model.inputs)} inputs", quantile(times, 0.5)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
@@ -80,6 +101,8 @@ def main() -> None:
         home = Path(tmp) / "home"
         train = [*PRICECAST, "train", "--data", str(prices), "--ticker", "TATA", "--epochs", "2", "--home", str(home)]
         subprocess.run(train, env=env, cwd=ROOT, check=True, capture_output=True)
+        kind, ms = forward_pass_ms(home)
+        print(f"the network alone, in NumPy ({kind}): median {ms:.2f} ms a window")
         from pricecast.stack.procs import free_port
 
         port = free_port()
