@@ -229,6 +229,6 @@ def status(state_dir: Path, headers: Mapping[str, str] | None = None) -> dict[st
 def down(state_dir: Path, timeout: float = 60.0) -> dict[str, str]:
     """Stop the stack's processes (only those `up` started); databases, artifacts and secrets are kept.
 
-    A worker stops once its flow runs' processes have exited; under load that has taken over 20 s,
-    so each gets a minute before SIGKILL ("killed" in the result)."""
+    A Prefect worker has taken over 20 s to stop under load, so each process gets a minute after
+    SIGTERM before SIGKILL ("killed" in the result)."""
     return procs.stop(Path(state_dir), timeout)
