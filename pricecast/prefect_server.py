@@ -10,10 +10,12 @@ Nothing here imports Prefect: each server is its own process.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -21,6 +23,13 @@ from pathlib import Path
 from pricecast.config import Paths, go_offline
 from pricecast.errors import StackError
 from pricecast.stack.procs import free_port
+
+
+def warm_socket(home: Path) -> Path:
+    """The socket of a home's warm process, in a folder of this user's (a home's path may be longer than a
+    socket address's 107 bytes)."""
+    digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:20]
+    return Path(tempfile.gettempdir()) / f"pricecast-{os.getuid()}" / f"{digest}.sock"
 
 
 def answers(api_url: str, timeout: float = 1.0) -> bool:
@@ -69,52 +78,109 @@ class LocalServer:
     """The long-lived Prefect server of one home: `<home>/prefect/` holds its database, pid, address and log."""
 
     def __init__(self, paths: Paths) -> None:
-        self.folder = paths.root / "prefect"
+        self.home, self.folder = paths.root, paths.root / "prefect"
         self.pid_file, self.url_file, self.log = (self.folder / n for n in ("server.pid", "server.url", "server.log"))
+        self.warm_pid, self.warm_log = self.folder / "warm.pid", self.folder / "warm.log"
 
     def url(self) -> str | None:
         """The server's API address when its process is alive and answers, else None."""
         try:
-            pid, url = int(self.pid_file.read_text()), self.url_file.read_text().strip()
-            os.kill(pid, 0)
-        except (OSError, ValueError):
+            url = self.url_file.read_text().strip()
+        except OSError:
             return None
-        return url if answers(url) else None
+        return url if _alive(self.pid_file) and answers(url) else None
 
     def start(self, port: int | None = None) -> str:
-        """Start it in the background (unless it runs already); returns its API address."""
+        """Start it and its warm process in the background (each unless it runs already); returns its API address."""
         running = self.url()
         if running:
+            if not self.warm():  # it exited: a module it had loaded changed
+                self._wait_warm(self._start_warm(running))
             return running
         self.folder.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
+        url = f"http://127.0.0.1:{port}/api"
+        _stop_group(self.warm_pid, timeout=10)
+        warm = self._start_warm(url)  # its imports overlap the server's start
         env = {**os.environ, "PREFECT_HOME": str(self.folder)}
         env.pop("PREFECT_API_URL", None)
-        server = start(port, env, log=self.log)
+        try:
+            server = start(port, env, log=self.log)
+        except RuntimeError:
+            _stop_group(self.warm_pid, timeout=10)
+            raise
         self.pid_file.write_text(f"{server.pid}\n")
-        self.url_file.write_text(f"http://127.0.0.1:{port}/api\n")
-        return self.url_file.read_text().strip()
+        self.url_file.write_text(f"{url}\n")
+        self._wait_warm(warm)
+        return url
+
+    def _start_warm(self, url: str) -> subprocess.Popen:
+        """The warm process (`pricecast.cli.warm_process`) that this home's commands hand themselves over to."""
+        with open(self.warm_log, "ab") as log:
+            command = [sys.executable, "-m", "pricecast.cli.warm_process", str(self.home), url]
+            warm = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.warm_pid.write_text(f"{warm.pid}\n")
+        return warm
+
+    def _wait_warm(self, warm: subprocess.Popen, timeout: float = 120) -> None:
+        """Wait until the warm process listens (or has exited: its log says why; commands then run themselves)."""
+        path, deadline = warm_socket(self.home), time.monotonic() + timeout
+        while warm.poll() is None and not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def warm(self) -> int | None:
+        """The warm process's pid while it runs."""
+        return _alive(self.warm_pid)
 
     def stop(self, timeout: float = 30) -> bool:
-        """Stop it (SIGTERM to its process group, SIGKILL after `timeout`); False when none was running."""
-        try:
-            pid = int(self.pid_file.read_text())
-            os.killpg(pid, signal.SIGTERM)
-        except (OSError, ValueError):
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.2)
-        else:
-            os.killpg(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
+        """Stop it and its warm process (SIGTERM to each process group, SIGKILL after `timeout`); False when no
+        server was running."""
+        _stop_group(self.warm_pid, timeout)
+        stopped = _stop_group(self.pid_file, timeout)
         self.url_file.unlink(missing_ok=True)
-        return True
+        return stopped
+
+
+def _alive(pid_file: Path) -> int | None:
+    """The pid in `pid_file` while that process runs (a zombie no init has reaped yet does not)."""
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return None if _zombie(pid) else pid
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):  # no /proc (not Linux), or it has just gone
+        return False
+
+
+def _stop_group(pid_file: Path, timeout: float) -> bool:
+    """SIGTERM to the process group led by the pid in `pid_file`, SIGKILL after `timeout`; False when none ran."""
+    pid = _alive(pid_file)
+    pid_file.unlink(missing_ok=True)
+    if pid is None:
+        return False
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _running(pid):
+        os.killpg(pid, signal.SIGKILL)
+    return True
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not _zombie(pid)
 
 
 class EarlyServer:
@@ -180,7 +246,7 @@ def _die_with_parent() -> None:
 _early: list[EarlyServer] = []
 
 
-def _prefect_api_set() -> bool:
+def api_url_set() -> bool:
     """Whether Prefect already has an API address: the environment, or settings loaded in this process (tests)."""
     if os.environ.get("PREFECT_API_URL"):
         return True
@@ -197,7 +263,7 @@ def use_local_server(paths: Paths, start_early: bool = False) -> str | None:
 
     Returns the address used, or None (Prefect then starts its temporary server itself, as without this).
     """
-    if _prefect_api_set():
+    if api_url_set():
         return None
     url = LocalServer(paths).url()
     if not url and start_early:

@@ -180,34 +180,90 @@ def test_ui_serves_the_store(tmp_path: Path, shared_data: Path) -> None:
         ui.wait(timeout=30)
 
 
-def test_a_long_lived_server_is_used_by_every_command_of_its_home(tmp_path: Path, shared_data: Path) -> None:
-    """`pricecast server start`, then a training runs on it (no temporary server); `stop` ends it."""
+def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_home(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """`pricecast server start`: a training runs on that server (no temporary one), started in the warm process
+    on this terminal; bad input there is still one line and exit 2; SIGTERM reaches the command; a command
+    with other settings runs itself; a changed module retires the warm process; `stop` ends both."""
     env = no_server_env()
-    home = ["--home", str(tmp_path / "home")]
-    data = tmp_path / "tata.csv"
-    data.write_text("\n".join((shared_data / "NSETATAGLOBAL.csv").read_text().splitlines()[:151]) + "\n")
+    home = tmp_path / "home"
+    data = first_150_days(tmp_path, shared_data)
+    train = ["train", "--data", str(data), "--ticker", "TATA", "--lookback", "5"]
 
-    def pricecast(*args: str) -> subprocess.CompletedProcess:
-        command = [*PRICECAST, *args, *home]
-        return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    def pricecast(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        command = [*PRICECAST, *args, "--home", str(home)]
+        return subprocess.run(
+            command, env=env | (extra_env or {}), cwd=ROOT, capture_output=True, text=True, timeout=600
+        )
+
+    def warm_log() -> str:
+        return (home / "prefect" / "warm.log").read_text()
 
     assert pricecast("server", "status").returncode == 3
     started = pricecast("server", "start")
     assert started.returncode == 0, started.stderr[-3000:]
     try:
         url = started.stdout.split("PREFECT_API_URL=")[1].split()[0]
-        assert pricecast("server", "status").stdout.startswith(f"Prefect server running on {url}")
-        trained = pricecast("train", "--data", str(data), "--ticker", "TATA", "--epochs", "1", "--lookback", "5")
+        status = pricecast("server", "status").stdout
+        assert status.startswith(f"Prefect server running on {url}") and "Warm process" in status, status
+        trained = pricecast(*train, "--epochs", "1")
         assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-3000:]
         assert "temporary server" not in trained.stdout + trained.stderr
-        request = urllib.request.Request(f"{url}/flow_runs/filter", data=b"{}", method="POST")
-        request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            runs = json.loads(response.read())
+        assert "MLflow run " in trained.stdout  # the child printed on this process's terminal
+        assert f"pricecast {' '.join(train)} --epochs 1 --home {home}" in warm_log()  # it ran there
+        runs = json.loads(
+            urllib.request.urlopen(
+                urllib.request.Request(
+                    f"{url}/flow_runs/filter", data=b"{}", headers={"Content-Type": "application/json"}
+                ),
+                timeout=10,
+            ).read()
+        )
         assert [r["state_type"] for r in runs] == ["COMPLETED"]
+
+        (tmp_path / "empty.csv").write_text("")
+        bad = pricecast("train", "--data", str(tmp_path / "empty.csv"))
+        assert (bad.returncode, bad.stdout) == (2, "") and bad.stderr.count("\n") == 1, bad.stderr
+        assert bad.stderr.startswith("pricecast: ") and "empty.csv" in bad.stderr
+        assert f"--data {tmp_path / 'empty.csv'}" in warm_log()
+
+        other = pricecast("train", "--data", str(tmp_path / "empty.csv"), extra_env={"TF_CPP_MIN_LOG_LEVEL": "1"})
+        assert (other.returncode, other.stderr) == (2, bad.stderr)
+        assert warm_log().rstrip().endswith("other settings")  # declined: it ran in its own process
+
+        stopped_early = subprocess.Popen(
+            [*PRICECAST, *train, "--epochs", "5000", "--home", str(home)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while "--epochs 5000" not in warm_log() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # the command's process has its child's pid and passes signals on
+        stopped_early.send_signal(signal.SIGTERM)
+        out, err = stopped_early.communicate(timeout=120)
+        assert stopped_early.returncode == 128 + signal.SIGTERM, out[-2000:] + err[-3000:]
+        assert err.strip().splitlines()[-1] == "pricecast: stopped by SIGTERM"
+
+        loaded = ROOT / "pricecast" / "cli" / "show.py"
+        before = loaded.stat()
+        os.utime(loaded, ns=(before.st_atime_ns, before.st_mtime_ns + 1))  # as an edit or an upgrade would
+        try:
+            again = pricecast("train", "--data", str(tmp_path / "empty.csv"))
+        finally:
+            os.utime(loaded, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert (again.returncode, again.stderr) == (2, bad.stderr)
+        assert "loaded files changed since it started" in warm_log()
+        assert "No warm process" in pricecast("server", "status").stdout
+        assert "Warm process" in pricecast("server", "start").stdout  # a fresh one
     finally:
         stopped = pricecast("server", "stop")
     assert stopped.stdout.strip() == "Prefect server stopped" and not answers(url)
+    assert "No warm process" not in pricecast("server", "status").stdout  # status says no server at all
 
 
 def no_server_env() -> dict[str, str]:

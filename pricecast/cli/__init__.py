@@ -70,6 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         config = build_config(args)
+        if args.command in RUNS_FLOWS:
+            from pricecast.cli.warm import hand_over
+
+            if (code := hand_over(config.paths(), list(argv or sys.argv[1:]))) is not None:
+                return code
         if args.command in USES_PREFECT:
             use_local_server(config.paths(), start_early=args.command in RUNS_FLOWS)
         return COMMANDS[args.command][0](config, args)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pricecast.cli.evaluation import backtest_flags, cmd_backtest, cmd_train, cmd_tune, servers_ready, train_flags
 from pricecast.cli.flags import given_values
-from pricecast.cli.show import status_lines
+from pricecast.cli.show import status_lines, warm_line
 from pricecast.cli.team import cmd_deploy, cmd_stack, cmd_store, deploy_args, stack_args, store_args
 from pricecast.config import Config
 
@@ -185,11 +185,14 @@ def cmd_server(config: Config, args: argparse.Namespace) -> int:
         url = server.start(args.port)
         print(f"Prefect server on {url.removesuffix('/api')} (log {server.log}); every pricecast command of this home")
         print(f"uses it while it runs; `pricecast server stop` stops it. Other tools: export PREFECT_API_URL={url}")
+        print(warm_line(server))
     elif args.action == "stop":
         print("Prefect server stopped" if server.stop() else f"No Prefect server was running for {config.paths().root}")
     else:
         url = server.url()
         print(f"Prefect server running on {url} (log {server.log})" if url else "No Prefect server is running")
+        if url:
+            print(warm_line(server))
         return 0 if url else 3
     return 0
 

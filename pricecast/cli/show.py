@@ -1,8 +1,11 @@
-"""What the commands print: a training run's result, a ticker's status."""
+"""What the commands print: a training run's result, a ticker's status, the warm process."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pricecast.prefect_server import LocalServer
 
 
 def print_record(record: Any) -> None:
@@ -37,3 +40,11 @@ def status_lines(ticker: str) -> list[str]:
     if "last_decision" in tags:
         last = f"{tags['last_decision_at']}: {tags['last_decision']} v{tags['last_challenger']}: {tags['last_reason']}"
     return [line, f"  last retrain decision: {last}"]
+
+
+def warm_line(server: LocalServer) -> str:
+    """Whether the home's warm process runs, for `pricecast server start|status`."""
+    pid = server.warm()
+    if pid:
+        return f"Warm process {pid}: commands that run flows start there, Prefect and MLflow loaded ({server.warm_log})"
+    return f"No warm process: commands start cold (its log: {server.warm_log})"

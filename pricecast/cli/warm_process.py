@@ -1,0 +1,186 @@
+"""The warm process (see `pricecast.cli.warm`): `python -m pricecast.cli.warm_process <home> <api url>`, started
+by `pricecast server start` beside the home's Prefect server and stopped with it."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from pricecast.cli import main
+from pricecast.cli.warm import private_folder, settings
+from pricecast.config import go_offline
+from pricecast.prefect_server import warm_socket
+
+#: The modules a command that runs flows loads, imported once by the warm process.
+PRELOAD = (
+    "flows.train",
+    "flows.retrain",
+    "flows.forecast",
+    "flows.backtest",
+    "flows.tune",
+    "pricecast.cli.commands",
+    "pricecast.report",
+    "bokeh_sampledata.stocks",
+    "prefect.client.orchestration",
+    "prefect.flow_engine",
+    "prefect.task_engine",
+    "prefect.utilities.visualization",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.tracing.processor",
+    "mlflow.tracing.export",
+    "mlflow.models.display_utils",
+    "sqlalchemy.dialects.sqlite",
+    "alembic.command",
+    "git",
+    "matplotlib.pyplot",
+    "matplotlib.backends.backend_agg",
+    "pyarrow.pandas_compat",
+)
+
+
+def serve(home: Path, url: str) -> None:
+    """Import what commands load, then fork a child for each command handed over, until the server moves
+    or a loaded module changes."""
+    go_offline()
+    os.environ["PREFECT_API_URL"] = url
+    for name in PRELOAD:
+        __import__(name)
+    mine, loaded = settings(dict(os.environ)), _loaded_files()
+    path = warm_socket(home)
+    if not private_folder(path.parent):
+        sys.exit(f"{path.parent} is not this user's alone (mode {path.parent.stat().st_mode & 0o777:o})")
+    path.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(16)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    signal.signal(signal.SIGCHLD, lambda signum, frame: _reap())
+    _log(f"ready on {path} ({len(loaded)} modules loaded)")
+    try:
+        _accept(listener, url, mine, loaded)
+    finally:  # never in a child: it ends in os._exit
+        path.unlink(missing_ok=True)
+
+
+def _accept(listener: socket.socket, url: str, mine: dict[str, str], loaded: dict[str, int]) -> None:
+    while True:
+        conn, _ = listener.accept()
+        try:
+            request, fds = _receive(conn)
+        except (OSError, ValueError) as exc:
+            _log(f"bad request: {exc}")
+            conn.close()
+            continue
+        reason = _declined(request, mine, url, loaded)
+        if reason:
+            _log(f"declined {request['argv']}: {reason}")
+            conn.sendall(f"no {reason}\n".encode())
+            conn.close()
+            [os.close(fd) for fd in fds]
+            if reason != "other settings":
+                return  # out of date: the next `pricecast server start` starts a fresh one
+            continue
+        pid = os.fork()
+        if pid == 0:
+            listener.close()
+            _child(conn, request, fds)
+        _log(f"{pid}: pricecast {' '.join(request['argv'])} (in {request['cwd']})")
+        conn.close()
+        [os.close(fd) for fd in fds]
+
+
+def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
+    header, fds, _, _ = socket.recv_fds(conn, 32, 3)
+    size = int(header.split(b"\n", 1)[0])
+    body = header.split(b"\n", 1)[1]
+    while len(body) < size:
+        chunk = conn.recv(size - len(body))
+        if not chunk:
+            raise ValueError("the request ended early")
+        body += chunk
+    if len(fds) != 3:
+        raise ValueError(f"expected 3 file descriptors, got {len(fds)}")
+    return json.loads(body), fds
+
+
+def _declined(request: dict, mine: dict[str, str], url: str, loaded: dict[str, int]) -> str | None:
+    if request["url"] != url:
+        return f"the server is at {request['url']} now"
+    changed = [f for f, mtime in loaded.items() if _mtime(f) != mtime]
+    if changed:
+        return f"{len(changed)} loaded files changed since it started, {changed[0]} among them"
+    if settings(request["env"]) != mine:
+        return "other settings"
+    return None
+
+
+def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
+    """In the forked child: become the caller's command, run it, send its exit code, exit."""
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.setsid()  # its own group: a signal for the warm process is not one for the commands it runs
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    sys.stdout.reconfigure(line_buffering=True)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"], PREFECT_API_URL=request["url"])
+    sys.argv = ["pricecast", *request["argv"]]
+    conn.sendall(f"pid {os.getpid()}\n".encode())
+    code = 1
+    try:
+        code = main(request["argv"])
+    except KeyboardInterrupt:
+        code = 128 + signal.SIGINT
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001 - an unexpected error shows its traceback, on the caller's terminal
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        atexit._run_exitfuncs()
+        try:
+            conn.sendall(f"exit {code}\n".encode())
+        finally:
+            os._exit(code)
+
+
+def _reap() -> None:
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
+
+
+def _loaded_files() -> dict[str, int]:
+    files = {getattr(m, "__file__", None) for m in list(sys.modules.values())}
+    return {f: _mtime(f) for f in files if f}
+
+
+def _mtime(file: str) -> int:
+    try:
+        return os.stat(file).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _log(message: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", flush=True)
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]), sys.argv[2])
+    sys.stdout.flush()
+    os._exit(0)  # retired: without unloading thousands of modules first
