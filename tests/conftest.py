@@ -46,6 +46,17 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+#: The slowest modules, in this order, before the rest: `make test` runs modules whole on each worker
+#: (`--dist loadfile`) in collection order (`--no-loadscope-reorder`), so the longest start first and the
+#: workers end together. The two team stacks come first: most of their minutes are waits for servers.
+SLOW_FIRST = ("test_stack.py", "test_stack_store.py", "test_retrain_flow.py", "test_serve.py", "test_tune.py")
+
+
+def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001 - pytest's hook signature
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order within a module
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001 - pytest's hook signature
     """End with `reliability: N cases, M passed` over the tests marked `reliability`."""
     reports = [

@@ -184,7 +184,8 @@ def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_hom
     tmp_path: Path, shared_data: Path
 ) -> None:
     """`pricecast server start`: a training runs on that server (no temporary one), started in the warm process
-    on this terminal; bad input there is still one line and exit 2; SIGTERM reaches the command; a command
+    on this terminal; bad input there is still one line and exit 2; SIGTERM reaches the command, and a killed
+    caller stops it; a command
     with other settings runs itself; a changed module retires the warm process; `stop` ends both."""
     env = no_server_env()
     home = tmp_path / "home"
@@ -232,22 +233,35 @@ def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_hom
         assert (other.returncode, other.stderr) == (2, bad.stderr)
         assert warm_log().rstrip().endswith("other settings")  # declined: it ran in its own process
 
-        stopped_early = subprocess.Popen(
-            [*PRICECAST, *train, "--epochs", "5000", "--home", str(home)],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        def handed_over(marker: str) -> int:
+            """The pid of the warm process's child running the command with `marker` in its arguments."""
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                found = [line for line in warm_log().splitlines() if marker in line]
+                if found:
+                    time.sleep(2)  # the caller has its child's pid and passes signals on
+                    return int(found[0].split()[2].rstrip(":"))
+                time.sleep(0.2)
+            pytest.fail(f"no command with {marker} in the warm process's log:\n{warm_log()}")
+
+        long_run = [*PRICECAST, *train, "--home", str(home), "--epochs"]
+        terminated = subprocess.Popen(
+            [*long_run, "5000"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        deadline = time.monotonic() + 120
-        while "--epochs 5000" not in warm_log() and time.monotonic() < deadline:
+        handed_over("--epochs 5000")
+        terminated.send_signal(signal.SIGTERM)
+        out, err = terminated.communicate(timeout=120)
+        assert terminated.returncode == 128 + signal.SIGTERM, out[-2000:] + err[-3000:]
+        assert err.decode().strip().splitlines()[-1] == "pricecast: stopped by SIGTERM"
+
+        killed = subprocess.Popen([*long_run, "5001"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+        child = handed_over("--epochs 5001")
+        killed.kill()  # SIGKILL: nothing is passed on, but the child sees its caller go and stops
+        killed.wait()
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
             time.sleep(0.2)
-        time.sleep(2)  # the command's process has its child's pid and passes signals on
-        stopped_early.send_signal(signal.SIGTERM)
-        out, err = stopped_early.communicate(timeout=120)
-        assert stopped_early.returncode == 128 + signal.SIGTERM, out[-2000:] + err[-3000:]
-        assert err.strip().splitlines()[-1] == "pricecast: stopped by SIGTERM"
+        assert not Path(f"/proc/{child}").exists(), f"the command's process {child} outlived its killed caller"
 
         loaded = ROOT / "pricecast" / "cli" / "show.py"
         before = loaded.stat()

@@ -3,6 +3,8 @@
 
 One stack serves the whole module (it takes about 35 s to start), in databases of its own that are
 dropped at the end; the tests run in file order, each building on the one before (as a team would).
+Two machines retraining at once against the shared store have a stack of their own
+(`tests/test_stack_store.py`), so that the two modules run side by side.
 The browser checks use the same stack. Without PostgreSQL everything skips, saying why.
 """
 
@@ -12,9 +14,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -22,12 +24,7 @@ import pytest
 
 from pricecast.stack import procs, run
 from pricecast.stack.plan import Credentials, StackConfig, plan, read_credentials, write_private
-from tests.conftest import drop_prefixed
-
-ROOT = Path(__file__).resolve().parents[1]
-PRICECAST = [sys.executable, "-m", "pricecast.cli"]
-TINY = ["--epochs", "2", "--lookback", "20", "--holdout-days", "10", "--batch-size", "16", "--no-naive-gate"]
-
+from tests.team import PRICECAST, ROOT, TINY, Stack, running_stack, wait_for
 
 # --- pure: no server ----------------------------------------------------------------------------
 
@@ -85,39 +82,6 @@ def test_unreachable_postgres_is_one_line(tmp_path: Path) -> None:
 # --- one real stack for the rest of the module ---------------------------------------------------
 
 
-class Stack:
-    """A running stack and what a client needs to use it."""
-
-    def __init__(self, state: Path, info: dict, credentials: Credentials, home: Path) -> None:
-        self.state, self.info, self.credentials, self.home = state, info, credentials, home
-        self.headers = credentials.header()
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_TRACKING"))}
-        self.env |= {
-            "PREFECT_API_URL": info["urls"]["prefect"],
-            "MLFLOW_TRACKING_URI": info["urls"]["mlflow"],
-            "PRICECAST_STORE": info["urls"]["store"],
-            "PREFECT_API_AUTH_STRING": f"{credentials.user}:{credentials.password}",
-            "MLFLOW_TRACKING_USERNAME": credentials.user,
-            "MLFLOW_TRACKING_PASSWORD": credentials.password,
-            "PREFECT_HOME": str(state.parent / "client-prefect"),
-        }
-
-    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        out = subprocess.run(
-            [*PRICECAST, *args], env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
-        )
-        return out
-
-    def prefect(self, path: str, body: object | None = None) -> object:
-        return run.api(self.info["urls"]["prefect"], path, self.headers, body)
-
-    def mlflow(self, path: str, body: object | None = None) -> object:
-        return run.api(self.info["urls"]["mlflow"], f"/api/2.0/mlflow{path}", self.headers, body)
-
-    def logs(self) -> str:
-        return "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}" for p in sorted((self.state / "logs").glob("*.log")))
-
-
 def incoming(home: Path, shared_data: Path) -> None:
     """Two tickers' first days, from the seed's file: TATA and TATB."""
     (home / "data" / "incoming").mkdir(parents=True, exist_ok=True)
@@ -127,26 +91,10 @@ def incoming(home: Path, shared_data: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(pg_url: str, shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
-    import uuid
-
-    prefix, base = f"pct_{uuid.uuid4().hex[:10]}", tmp_path_factory.mktemp("team")
-    state, home = base / "stack", base / "home"
-    incoming(home, shared_data)
-    ports = [str(procs.free_port()), str(procs.free_port())]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_TRACKING", "PRICECAST_STACK"))}
-    args = ["stack", "up", "--state-dir", str(state), "--pg-url", pg_url, "--prefix", prefix, "--auth"]
-    args += ["--prefect-port", ports[0], "--mlflow-port", ports[1], "--workers", "2"]
-    try:
-        out = subprocess.run([*PRICECAST, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=400)
-        assert out.returncode == 0, out.stdout + out.stderr
-        print("\n" + out.stdout)
-        credentials = read_credentials(state / "secrets" / "credentials", {})
-        yield Stack(state, run.load(state), credentials, home)
-    finally:
-        if (state / "pids").exists():
-            procs.stop(state)
-        drop_prefixed(pg_url, prefix)
+def stack(pg_url: str, shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(pg_url, tmp_path_factory.mktemp("team"), workers=2) as running:
+        incoming(running.home, shared_data)
+        yield running
 
 
 @pytest.mark.slow
@@ -207,48 +155,6 @@ def test_deploy_then_a_retrain_of_two_tickers_runs_on_the_pool_in_parallel(stack
         "TATA.csv",
         "TATB.csv",
     ]
-
-
-@pytest.mark.slow
-def test_two_retrains_at_once_from_two_machines_lose_no_row_and_a_conflicting_file_writes_nothing(
-    stack: Stack, shared_data: Path, tmp_path: Path
-) -> None:
-    """Two homes (as two machines with their own incoming folders) retrain TATA at the same moment against
-    the shared store; their files overlap by 50 identical days. A third file, with one day whose close
-    differs from the store's, is refused whole: none of its other days reach the store."""
-    from pricecast.prices.pg_store import PostgresStore
-    from pricecast.prices.sources import load_prices
-
-    prices = pd.read_csv(shared_data / "NSETATAGLOBAL.csv")  # newest first: rows 120+ are older days
-    homes = {"east": tmp_path / "east", "west": tmp_path / "west"}
-    for name, rows in (("east", slice(120, 220)), ("west", slice(170, 260))):
-        (homes[name] / "data" / "incoming").mkdir(parents=True)
-        prices.iloc[rows].to_csv(homes[name] / "data" / "incoming" / f"TATA_{name}.csv", index=False)
-    bad = prices.iloc[[100, *range(260, 280)]].copy()  # 20 days nobody else brings, and one the store has
-    bad.loc[100, "Close"] += 1.0  # with another close
-    bad.to_csv(homes["west"] / "data" / "incoming" / "TATA_fix.csv", index=False)
-
-    runs = [
-        subprocess.Popen(
-            [*PRICECAST, "retrain", "--home", str(home), "--tickers", "TATA", *TINY],
-            env=stack.env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for home in homes.values()
-    ]
-    outputs = [run.communicate(timeout=600)[0] for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], "\n".join(outputs)
-
-    expected = prices.iloc[:260]
-    (tmp_path / "expected.csv").write_text(expected.to_csv(index=False))
-    stored = PostgresStore(stack.info["urls"]["store"]).read("TATA")
-    pd.testing.assert_frame_equal(stored, load_prices(tmp_path / "expected.csv", "TATA").frame)  # 260 days
-    rejected = homes["west"] / "data" / "incoming" / "rejected"
-    assert [p.name for p in rejected.glob("*.csv")] == ["TATA_fix.csv"]  # none of its 21 rows was written
-    assert "TATA_fix.csv conflicts with the store" in "\n".join(outputs)
 
 
 # --- the UIs in a real browser: Playwright driving Debian's Chromium, headless, no browser download ---
@@ -349,15 +255,6 @@ def test_mlflow_compare_view_puts_mae_beside_naive_and_the_loss_history_is_one_c
     context.close()
 
 
-def _wait(check, timeout: float, what: str, stack: Stack):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(1)
-    pytest.fail(f"{what} within {timeout:g} s\n{stack.logs()}")
-
-
 @pytest.mark.slow
 def test_a_worker_killed_mid_training_crashes_its_run_and_the_next_trigger_completes_on_the_other(stack: Stack):
     from pricecast.prices.pg_store import PostgresStore
@@ -373,7 +270,7 @@ def test_a_worker_killed_mid_training_crashes_its_run_and_the_next_trigger_compl
         found = stack.mlflow("/runs/search", {"experiment_ids": [exp], "filter": "attributes.status = 'RUNNING'"})
         return found.get("runs", [])
 
-    [killed_run] = _wait(training, 180, "no MLflow run started training", stack)
+    [killed_run] = wait_for(training, 180, "no MLflow run started training", stack)
     time.sleep(2)  # inside fit()
     pid = int(str(stack.prefect(f"/flow_runs/{flow_run_id}")["infrastructure_pid"]).rsplit(":", 1)[-1])
     victim = [name for name, (leader, _) in procs.recorded(stack.state).items() if pid in procs.group_pids(leader)]
@@ -385,7 +282,7 @@ def test_a_worker_killed_mid_training_crashes_its_run_and_the_next_trigger_compl
         state = stack.prefect(f"/flow_runs/{flow_run_id}")["state"]
         return state if state["type"] != "RUNNING" else None
 
-    state = _wait(ended, 240, "the killed run did not leave RUNNING", stack)
+    state = wait_for(ended, 240, "the killed run did not leave RUNNING", stack)
     print(f"killed worker's flow run {state['type']} after {time.monotonic() - t0:.0f} s: {state['message']}")
     assert state["type"] == "CRASHED"
 
@@ -419,7 +316,7 @@ def flow_run_processes(stack: Stack) -> list[int]:
 def test_stack_down_leaves_no_process(stack: Stack) -> None:
     # A flow run is Completed before its process has exited (logs flushed, TensorFlow unloaded), and a
     # worker waits for it: stopping idle workers is what is tested here.
-    _wait(lambda: not flow_run_processes(stack), 120, "the last flow run's process did not exit", stack)
+    wait_for(lambda: not flow_run_processes(stack), 120, "the last flow run's process did not exit", stack)
     recorded = procs.recorded(stack.state)
     members = {p for pid, _ in recorded.values() for p in procs.group_pids(pid)}
     t0 = time.monotonic()

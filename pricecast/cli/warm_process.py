@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -123,7 +124,8 @@ def _declined(request: dict, mine: dict[str, str], url: str, loaded: dict[str, i
 
 
 def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
-    """In the forked child: become the caller's command, run it, send its exit code, exit."""
+    """In the forked child: become the caller's command, run it, send its exit code, exit. A caller that goes
+    away first (killed) stops it as SIGTERM would."""
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -132,13 +134,14 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
         os.dup2(fd, target)
         os.close(fd)
     sys.stdout.reconfigure(line_buffering=True)
-    os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"], PREFECT_API_URL=request["url"])
     sys.argv = ["pricecast", *request["argv"]]
-    conn.sendall(f"pid {os.getpid()}\n".encode())
     code = 1
     try:
+        os.chdir(request["cwd"])
+        conn.sendall(f"pid {os.getpid()}\n".encode())
+        threading.Thread(target=_stop_without_caller, args=(conn,), daemon=True).start()
         code = main(request["argv"])
     except KeyboardInterrupt:
         code = 128 + signal.SIGINT
@@ -154,6 +157,15 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
             conn.sendall(f"exit {code}\n".encode())
         finally:
             os._exit(code)
+
+
+def _stop_without_caller(conn: socket.socket) -> None:
+    """The caller sends nothing after its request: this returns when it has gone (or got the exit code)."""
+    try:
+        conn.recv(1)
+    except OSError:
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _reap() -> None:
