@@ -20,7 +20,7 @@ run: $(STAMP)  ## train the default forecaster on the embedded data, then backte
 test: $(STAMP)  ## format and lint checks, then the whole test suite
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(ARGS)
+	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder $(ARGS)
 
 server: $(STAMP)  ## start this home's long-lived Prefect server in the background (`pricecast server stop` stops it)
 	$(BIN)/pricecast server start $(ARGS)
