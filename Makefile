@@ -22,7 +22,7 @@ test: $(STAMP)  ## format and lint checks, then the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder $(ARGS)
 
-server: $(STAMP)  ## start this home's long-lived Prefect server in the background (`pricecast server stop` stops it)
+server: $(STAMP)  ## start this home's long-lived Prefect server and its warm process in the background (`pricecast server stop` stops both)
 	$(BIN)/pricecast server start $(ARGS)
 
 serve: $(STAMP)  ## serve the deployments (schedules and manual triggers) until stopped

@@ -116,6 +116,7 @@ class LocalServer:
 
     def _start_warm(self, url: str) -> subprocess.Popen:
         """The warm process (`pricecast.cli.warm_process`) that this home's commands hand themselves over to."""
+        warm_socket(self.home).unlink(missing_ok=True)  # a killed one's: not to be waited for
         with open(self.warm_log, "ab") as log:
             command = [sys.executable, "-m", "pricecast.cli.warm_process", str(self.home), url]
             warm = subprocess.Popen(
