@@ -59,22 +59,27 @@ def history_values(history: pd.DataFrame, columns: list[str], lookback: int) -> 
         )
     if len(history) < lookback:
         raise bad_input(f"{len(history)} rows of history are too few: the model needs the last {lookback} days")
-    text = history["date"].astype("string").str.strip()
-    dates = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").fillna(
-        pd.to_datetime(text, format="%m/%d/%Y", errors="coerce")
-    )
-    if dates.isna().any():
-        row = int(np.argmax(dates.isna().to_numpy()))
+    text = np.char.strip(history["date"].astype(str).to_numpy(dtype=str))
+    dates = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce").to_numpy()
+    if np.isnat(dates).any():  # M/D/YYYY, or not a date
+        dates = np.where(np.isnat(dates), pd.to_datetime(text, format="%m/%d/%Y", errors="coerce").to_numpy(), dates)
+    if np.isnat(dates).any():
+        row = int(np.argmax(np.isnat(dates)))
         raise bad_input(
             f"Row {row}: date {history['date'].iloc[row]!r} is not a date (expected YYYY-MM-DD or M/D/YYYY)"
         )
-    if dates.duplicated().any():
-        row = int(np.argmax(dates.duplicated().to_numpy()))
-        raise bad_input(f"Row {row}: date {text.iloc[row]} appears twice")
-    order = np.argsort(dates.to_numpy(), kind="stable")
+    order = np.argsort(dates, kind="stable")
+    repeated = dates[order][1:] == dates[order][:-1]
+    if repeated.any():
+        row = int(np.sort(order[1:][repeated])[0])
+        raise bad_input(f"Row {row}: date {text[row]} appears twice")
     values = np.empty((len(history), len(columns)))
     for k, column in enumerate(columns):
-        numbers = pd.to_numeric(history[column], errors="coerce").to_numpy(dtype="float64")
+        given = history[column]
+        numbers = (
+            given.to_numpy(dtype="float64") if given.dtype.kind in "fiu" else pd.to_numeric(given, errors="coerce")
+        )
+        numbers = np.asarray(numbers, dtype="float64")
         bad = ~(numbers >= 0) if column == "volume" else ~(numbers > 0)  # NaN, zero, negative
         if bad.any():
             row = int(np.argmax(bad))
@@ -83,7 +88,7 @@ def history_values(history: pd.DataFrame, columns: list[str], lookback: int) -> 
             need = "a volume of 0 or more" if column == "volume" else "a positive price"
             raise bad_input(f"Row {row}: {column} {shown} is not {need}")
         values[:, k] = numbers
-    return pd.Timestamp(dates.iloc[order[-1]]), values[order][-lookback:]
+    return pd.Timestamp(dates[order[-1]]), values[order][-lookback:]
 
 
 def model_input(frame: pd.DataFrame, columns: list[str] | str, lookback: int) -> pd.DataFrame:
@@ -96,7 +101,8 @@ def model_input(frame: pd.DataFrame, columns: list[str] | str, lookback: int) ->
 
 def trading_days_after(day: pd.Timestamp, count: int) -> pd.DatetimeIndex:
     """The next `count` weekdays after `day` (exchange holidays are not known to the model)."""
-    return pd.bdate_range(day + pd.Timedelta(days=1), periods=count)
+    first = np.datetime64(day.date() + pd.Timedelta(days=1).to_pytimedelta(), "D")
+    return pd.DatetimeIndex(np.busday_offset(first, np.arange(count), roll="forward").astype("datetime64[ns]"))
 
 
 CELLS = ("SimpleRNN", "LSTM", "GRU")
