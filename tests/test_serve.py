@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pricecast.prefect_server import answers
+from pricecast.prefect_server import answers, warm_socket
 
 pytestmark = pytest.mark.slow
 PRICECAST = [sys.executable, "-m", "pricecast.cli"]
@@ -208,9 +208,14 @@ def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_hom
         url = started.stdout.split("PREFECT_API_URL=")[1].split()[0]
         status = pricecast("server", "status").stdout
         assert status.startswith(f"Prefect server running on {url}") and "Warm process" in status, status
+        with socket.socket(socket.AF_UNIX) as stranger:  # not a command's request: logged, and it goes on
+            stranger.connect(str(warm_socket(home)))
+            stranger.sendall(b"garbage\n{}")
+            assert stranger.recv(100) == b""
         trained = pricecast(*train, "--epochs", "1")
         assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-3000:]
         assert "temporary server" not in trained.stdout + trained.stderr
+        assert "bad request: invalid literal for int()" in warm_log()
         assert "MLflow run " in trained.stdout  # the child printed on this process's terminal
         assert f"pricecast {' '.join(train)} --epochs 1 --home {home}" in warm_log()  # it ran there
         runs = json.loads(

@@ -76,7 +76,7 @@ def _accept(listener: socket.socket, url: str, mine: dict[str, str], loaded: dic
         conn, _ = listener.accept()
         try:
             request, fds = _receive(conn)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # not a command's request (or one that stalled)
             _log(f"bad request: {exc}")
             conn.close()
             continue
@@ -85,7 +85,7 @@ def _accept(listener: socket.socket, url: str, mine: dict[str, str], loaded: dic
             _log(f"declined {request['argv']}: {reason}")
             conn.sendall(f"no {reason}\n".encode())
             conn.close()
-            [os.close(fd) for fd in fds]
+            _close(fds)
             if reason != "other settings":
                 return  # out of date: the next `pricecast server start` starts a fresh one
             continue
@@ -95,21 +95,33 @@ def _accept(listener: socket.socket, url: str, mine: dict[str, str], loaded: dic
             _child(conn, request, fds)
         _log(f"{pid}: pricecast {' '.join(request['argv'])} (in {request['cwd']})")
         conn.close()
-        [os.close(fd) for fd in fds]
+        _close(fds)
 
 
-def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
+def _receive(conn: socket.socket, timeout: float = 10) -> tuple[dict, list[int]]:
+    """A request: its header line with the caller's three fds, then its JSON (argv, cwd, env, url)."""
+    conn.settimeout(timeout)
     header, fds, _, _ = socket.recv_fds(conn, 32, 3)
-    size = int(header.split(b"\n", 1)[0])
-    body = header.split(b"\n", 1)[1]
-    while len(body) < size:
-        chunk = conn.recv(size - len(body))
-        if not chunk:
-            raise ValueError("the request ended early")
-        body += chunk
-    if len(fds) != 3:
-        raise ValueError(f"expected 3 file descriptors, got {len(fds)}")
-    return json.loads(body), fds
+    try:
+        size, _, body = header.partition(b"\n")
+        while len(body) < int(size):
+            chunk = conn.recv(int(size) - len(body))
+            if not chunk:
+                raise ValueError("the request ended early")
+            body += chunk
+        request = json.loads(body)
+        if len(fds) != 3 or not isinstance(request, dict) or not {"argv", "cwd", "env", "url"} <= request.keys():
+            raise ValueError(f"expected 3 file descriptors and argv, cwd, env, url; got {len(fds)} and {body[:80]!r}")
+    except (OSError, ValueError):
+        _close(fds)
+        raise
+    conn.settimeout(None)
+    return request, fds
+
+
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
 
 
 def _declined(request: dict, mine: dict[str, str], url: str, loaded: dict[str, int]) -> str | None:
