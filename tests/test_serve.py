@@ -184,8 +184,8 @@ def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_hom
     tmp_path: Path, shared_data: Path
 ) -> None:
     """`pricecast server start`: a training runs on that server (no temporary one), started in the warm process
-    on this terminal; bad input there is still one line and exit 2; SIGTERM reaches the command, and a killed
-    caller stops it; a command
+    on this terminal; bad input there is still one line and exit 2; SIGTERM and Ctrl+C reach the command (one line,
+    143 and 130), and a killed caller stops it; a command
     with other settings runs itself; a changed module retires the warm process; `stop` ends both."""
     env = no_server_env()
     home = tmp_path / "home"
@@ -258,6 +258,21 @@ def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_hom
         out, err = terminated.communicate(timeout=120)
         assert terminated.returncode == 128 + signal.SIGTERM, out[-2000:] + err[-3000:]
         assert err.decode().strip().splitlines()[-1] == "pricecast: stopped by SIGTERM"
+
+        interrupted = subprocess.Popen(  # as a terminal's foreground command: SIGINT not ignored
+            [*long_run, "5002"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        handed_over("--epochs 5002")
+        interrupted.send_signal(signal.SIGINT)  # Ctrl+C
+        err = interrupted.communicate(timeout=120)[1]
+        assert interrupted.returncode == 128 + signal.SIGINT, err[-3000:]
+        assert err.strip().splitlines()[-1] == "pricecast: stopped by SIGINT" and "Traceback" not in err
 
         killed = subprocess.Popen([*long_run, "5001"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
         child = handed_over("--epochs 5001")

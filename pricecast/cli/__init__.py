@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `pricecast` console script.
 
     Exit codes: 0 done, 1 the environment failed (tracking server, full disk), 2 bad input or
-    config, 143 stopped by SIGTERM.
+    config, 130 stopped by SIGINT (Ctrl+C), 143 stopped by SIGTERM.
     """
     args = parser().parse_args(argv)
     go_offline()
@@ -88,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Stopped as exc:
         print(f"pricecast: {exc}", file=sys.stderr)
         return 128 + signal.SIGTERM
+    except KeyboardInterrupt:  # Ctrl+C: the MLflow run has ended KILLED, the flow run Crashed
+        print("pricecast: stopped by SIGINT", file=sys.stderr)
+        return 128 + signal.SIGINT
     finally:
         stop_unused()
         signal.signal(signal.SIGTERM, previous)

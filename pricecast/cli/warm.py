@@ -67,7 +67,8 @@ def hand_over(paths: Paths, argv: list[str]) -> int | None:
         return None
     child = int(first[1])
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda signum, frame: _signal(child, signum))
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # a background job ignores SIGINT: so does its command
+            signal.signal(sig, lambda signum, frame: _signal(child, signum))
     for line in replies:
         if line.startswith("exit "):
             return int(line.split()[1])
