@@ -7,8 +7,8 @@ error as file descriptors, over a Unix socket only its user can open. The warm p
 the command on the caller's terminal and sends back its exit code, and the caller passes its signals on to
 the child (Ctrl+C, SIGTERM). The warm process declines, and the command runs itself as it would without it,
 when the command's environment differs from its own in anything read at import (`SETTINGS`), when the
-command finds another server address, or when a module it has loaded changed on disk since it started (an
-upgrade, an edit): then it also exits, and the next `pricecast server start` starts a fresh one.
+command finds another server address (then it ends), or when a module it has loaded changed on disk since it
+started (an upgrade, an edit): then it starts again in place, importing the new code, in a few seconds.
 """
 
 from __future__ import annotations

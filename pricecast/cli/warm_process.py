@@ -47,9 +47,9 @@ PRELOAD = (
 )
 
 
-def serve(home: Path, url: str) -> None:
+def serve(home: Path, url: str) -> bool:
     """Import what commands load, then fork a child for each command handed over, until the server moves
-    or a loaded module changes."""
+    (False: this process ends) or a loaded module changes (True: it starts again, importing the new code)."""
     go_offline()
     os.environ["PREFECT_API_URL"] = url
     for name in PRELOAD:
@@ -66,12 +66,12 @@ def serve(home: Path, url: str) -> None:
     signal.signal(signal.SIGCHLD, lambda signum, frame: _reap())
     _log(f"ready on {path} ({len(loaded)} modules loaded)")
     try:
-        _accept(listener, url, mine, loaded)
+        return _accept(listener, url, mine, loaded)
     finally:  # never in a child: it ends in os._exit
         path.unlink(missing_ok=True)
 
 
-def _accept(listener: socket.socket, url: str, mine: dict[str, str], loaded: dict[str, int]) -> None:
+def _accept(listener: socket.socket, url: str, mine: dict[str, str], loaded: dict[str, int]) -> bool:
     while True:
         conn, _ = listener.accept()
         try:
@@ -87,7 +87,7 @@ def _accept(listener: socket.socket, url: str, mine: dict[str, str], loaded: dic
             conn.close()
             _close(fds)
             if reason != "other settings":
-                return  # out of date: the next `pricecast server start` starts a fresh one
+                return "changed" in reason  # out of date: start again with the new code, or end
             continue
         pid = os.fork()
         if pid == 0:
@@ -205,6 +205,8 @@ def _log(message: str) -> None:
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]), sys.argv[2])
+    if serve(Path(sys.argv[1]), sys.argv[2]):
+        _log("starting again: a loaded module changed")
+        os.execv(sys.executable, [sys.executable, "-m", "pricecast.cli.warm_process", *sys.argv[1:]])  # same pid
     sys.stdout.flush()
-    os._exit(0)  # retired: without unloading thousands of modules first
+    os._exit(0)  # without unloading thousands of modules first
