@@ -80,14 +80,15 @@ def _accept(listener: socket.socket, url: str, mine: dict[str, str], loaded: dic
             _log(f"bad request: {exc}")
             conn.close()
             continue
-        reason = _declined(request, mine, url, loaded)
-        if reason:
+        declined = _declined(request, mine, url, loaded)
+        if declined:
+            reason, then = declined
             _log(f"declined {request['argv']}: {reason}")
             conn.sendall(f"no {reason}\n".encode())
             conn.close()
             _close(fds)
-            if reason != "other settings":
-                return "changed" in reason  # out of date: start again with the new code, or end
+            if then != "serve on":
+                return then == "restart"  # out of date: start again with the new code, or end
             continue
         pid = os.fork()
         if pid == 0:
@@ -124,14 +125,15 @@ def _close(fds: list[int]) -> None:
         os.close(fd)
 
 
-def _declined(request: dict, mine: dict[str, str], url: str, loaded: dict[str, int]) -> str | None:
+def _declined(request: dict, mine: dict[str, str], url: str, loaded: dict[str, int]) -> tuple[str, str] | None:
+    """Why the command should run itself, and what this process does then: "end", "restart" or "serve on"."""
     if request["url"] != url:
-        return f"the server is at {request['url']} now"
+        return f"the server is at {request['url']} now", "end"
     changed = [f for f, mtime in loaded.items() if _mtime(f) != mtime]
     if changed:
-        return f"{len(changed)} loaded files changed since it started, {changed[0]} among them"
+        return f"{len(changed)} loaded files changed since it started, {changed[0]} among them", "restart"
     if settings(request["env"]) != mine:
-        return "other settings"
+        return "other settings", "serve on"
     return None
 
 
