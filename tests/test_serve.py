@@ -212,6 +212,13 @@ def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_hom
             stranger.connect(str(warm_socket(home)))
             stranger.sendall(b"garbage\n{}")
             assert stranger.recv(100) == b""
+        with socket.socket(socket.AF_UNIX) as other:  # another virtual environment's command runs itself
+            request = {"argv": ["forecast"], "cwd": str(tmp_path), "env": env, "url": url, "python": "/other/python"}
+            body = json.dumps(request).encode()
+            other.connect(str(warm_socket(home)))
+            socket.send_fds(other, [f"{len(body)}\n".encode()], [0, 1, 2])
+            other.sendall(body)
+            assert other.recv(100) == b"no another Python, /other/python\n"
         trained = pricecast(*train, "--epochs", "1")
         assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-3000:]
         assert "temporary server" not in trained.stdout + trained.stderr

@@ -6,7 +6,8 @@ itself over: it sends its arguments, working directory and environment, and its 
 error as file descriptors, over a Unix socket only its user can open. The warm process forks; the child runs
 the command on the caller's terminal and sends back its exit code, and the caller passes its signals on to
 the child (Ctrl+C, SIGTERM). The warm process declines, and the command runs itself as it would without it,
-when the command's environment differs from its own in anything read at import (`SETTINGS`), when the
+when the command's environment differs from its own in anything read at import (`SETTINGS`) or its
+interpreter is another (another virtual environment), when the
 command finds another server address (then it ends), or when a module it has loaded changed on disk since it
 started (an upgrade, an edit): then it starts again in place, importing the new code, in a few seconds.
 """
@@ -54,7 +55,8 @@ def hand_over(paths: Paths, argv: list[str]) -> int | None:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(str(path))
-        request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "url": url}).encode()
+        request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "url": url, "python": sys.executable}
+        request = json.dumps(request).encode()
         socket.send_fds(conn, [f"{len(request)}\n".encode()], [0, 1, 2])
         conn.sendall(request)
         replies = conn.makefile("r")

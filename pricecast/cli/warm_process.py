@@ -132,6 +132,8 @@ def _declined(request: dict, mine: dict[str, str], url: str, loaded: dict[str, i
     changed = [f for f, mtime in loaded.items() if _mtime(f) != mtime]
     if changed:
         return f"{len(changed)} loaded files changed since it started, {changed[0]} among them", "restart"
+    if request.get("python") != sys.executable:
+        return f"another Python, {request.get('python')}", "serve on"
     if settings(request["env"]) != mine:
         return "other settings", "serve on"
     return None
