@@ -10,6 +10,7 @@ Nothing here imports Prefect: each server is its own process.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import signal
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from pricecast.config import Paths, go_offline
 from pricecast.errors import StackError
-from pricecast.stack.procs import free_port
+from pricecast.stack.procs import free_port, start_time
 
 
 def warm_socket(home: Path) -> Path:
@@ -148,17 +149,9 @@ def _alive(pid_file: Path) -> int | None:
     """The pid in `pid_file` while that process runs (a zombie no init has reaped yet does not)."""
     try:
         pid = int(pid_file.read_text())
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return None
-    return None if _zombie(pid) else pid
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):  # no /proc (not Linux), or it has just gone
-        return False
+    return pid if start_time(pid) is not None else None
 
 
 def _stop_group(pid_file: Path, timeout: float) -> bool:
@@ -167,21 +160,14 @@ def _stop_group(pid_file: Path, timeout: float) -> bool:
     pid_file.unlink(missing_ok=True)
     if pid is None:
         return False
-    os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _running(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _running(pid):
-        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):  # it may end on its own meanwhile
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while start_time(pid) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if start_time(pid) is not None:
+            os.killpg(pid, signal.SIGKILL)
     return True
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return not _zombie(pid)
 
 
 class EarlyServer:

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from pricecast.prefect_server import answers, warm_socket
+from pricecast.stack.procs import start_time
 
 pytestmark = pytest.mark.slow
 PRICECAST = [sys.executable, "-m", "pricecast.cli"]
@@ -183,10 +184,10 @@ def test_ui_serves_the_store(tmp_path: Path, shared_data: Path) -> None:
 def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_home(
     tmp_path: Path, shared_data: Path
 ) -> None:
-    """`pricecast server start`: a training runs on that server (no temporary one), started in the warm process
-    on this terminal; bad input there is still one line and exit 2; SIGTERM and Ctrl+C reach the command (one line,
-    143 and 130), and a killed caller stops it; a command
-    with other settings runs itself; a changed module restarts the warm process; `stop` ends both."""
+    """`pricecast server start`: a training runs on that server (no temporary one), in the warm process, on this
+    terminal; bad input there is still one line and exit 2; SIGTERM and Ctrl+C reach the command (one line, 143
+    and 130) and a killed caller stops it; another interpreter's or other settings' command runs itself; a
+    changed module restarts the warm process; `stop` ends both."""
     env = no_server_env()
     home = tmp_path / "home"
     data = first_150_days(tmp_path, shared_data)
@@ -212,13 +213,13 @@ def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_hom
             stranger.connect(str(warm_socket(home)))
             stranger.sendall(b"garbage\n{}")
             assert stranger.recv(100) == b""
-        with socket.socket(socket.AF_UNIX) as other:  # another virtual environment's command runs itself
+        with socket.socket(socket.AF_UNIX) as venv:  # another virtual environment's command runs itself
             request = {"argv": ["forecast"], "cwd": str(tmp_path), "env": env, "url": url, "python": "/other/python"}
             body = json.dumps(request).encode()
-            other.connect(str(warm_socket(home)))
-            socket.send_fds(other, [f"{len(body)}\n".encode()], [0, 1, 2])
-            other.sendall(body)
-            assert other.recv(100) == b"no another Python, /other/python\n"
+            venv.connect(str(warm_socket(home)))
+            socket.send_fds(venv, [f"{len(body)}\n".encode()], [0, 1, 2])
+            venv.sendall(body)
+            assert venv.recv(100) == b"no another Python, /other/python\n"
         trained = pricecast(*train, "--epochs", "1")
         assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-3000:]
         assert "temporary server" not in trained.stdout + trained.stderr
@@ -308,9 +309,12 @@ def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_hom
         assert (again.returncode, again.stderr) == (2, bad.stderr)
         assert warm_log().rstrip().endswith(f"--data {tmp_path / 'empty.csv'} --home {home} (in {ROOT})")
     finally:
+        warm_pid = int((home / "prefect" / "warm.pid").read_text())
         stopped = pricecast("server", "stop")
     assert stopped.stdout.strip() == "Prefect server stopped" and not answers(url)
-    assert "No warm process" not in pricecast("server", "status").stdout  # status says no server at all
+    assert start_time(warm_pid) is None and not warm_socket(home).exists()  # the warm process ended too
+    status = pricecast("server", "status")
+    assert (status.returncode, status.stdout) == (3, "No Prefect server is running\n")
 
 
 def no_server_env() -> dict[str, str]:

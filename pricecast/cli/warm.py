@@ -40,9 +40,6 @@ def settings(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k.startswith(SETTINGS) and k != "PREFECT_API_URL"}
 
 
-# --- the caller ------------------------------------------------------------------------------------------
-
-
 def hand_over(paths: Paths, argv: list[str]) -> int | None:
     """Run `pricecast <argv>` in the home's warm process; its exit code, or None when there is none to use
     (no long-lived server, PREFECT_API_URL set, PRICECAST_WARM=0) or it declines: the command then runs here."""
