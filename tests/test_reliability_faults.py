@@ -92,17 +92,31 @@ def flow_run_state(flow_run_id: UUID | str):  # noqa: ANN201 - a Prefect State
         return client.read_flow_run(UUID(str(flow_run_id))).state
 
 
-def task_runs(flow_run_id: UUID) -> dict[str, tuple[int, list[str]]]:
-    """Prefect's record of a flow run's tasks: task name -> (run_count, state names in order)."""
+def task_runs(flow_run_id: UUID, timeout: float = 30) -> dict[str, tuple[int, list[str]]]:
+    """Prefect's record of a flow run's tasks: task name -> (run_count, state names in order).
+
+    Task runs reach the server from a background writer: under load their last state and run count can land
+    after the flow returns, so this waits (up to `timeout`) until every task's record has ended.
+    """
+    deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
-        found = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-        return {
-            t.name.rsplit("-", 1)[0]: (
-                t.run_count,
-                [s.name for s in sorted(client.read_task_run_states(t.id), key=lambda s: s.timestamp)],
-            )
-            for t in found
-        }
+        while True:
+            found = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            runs = {
+                t.name.rsplit("-", 1)[0]: (
+                    t.run_count,
+                    [s.name for s in sorted(client.read_task_run_states(t.id), key=lambda s: s.timestamp)],
+                )
+                for t in found
+            }
+            ended = all(count > 0 and states and states[-1] in ENDED for count, states in runs.values())
+            if ended or time.monotonic() > deadline:
+                return runs
+            time.sleep(0.5)
+
+
+#: Task-run states that end a task run.
+ENDED = ("Completed", "Failed", "Crashed", "Cancelled")
 
 
 # --- the command line in a subprocess -------------------------------------------------------
