@@ -43,6 +43,20 @@ def test_no_secret_on_a_command_line(tmp_path: Path) -> None:
     assert "s3cret" not in repr(creds)
 
 
+def test_the_mlflow_server_checks_a_password_once_a_minute_not_on_every_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.server.auth.config import read_auth_config
+
+    from pricecast.stack.plan import AUTH_CACHE_SECONDS, mlflow_auth_ini
+
+    write_private(tmp_path / "auth.ini", mlflow_auth_ini(Credentials("alice", "pw"), "sqlite:///a.db"))
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(tmp_path / "auth.ini"))
+    read = read_auth_config()  # MLflow's own reader, as its server reads the file
+    assert (read.admin_username, read.admin_password) == ("alice", "pw")
+    assert read.auth_cache_ttl_seconds == AUTH_CACHE_SECONDS > 0
+
+
 def test_credentials_from_env_or_an_owner_only_file(tmp_path: Path) -> None:
     assert read_credentials(None, {"PRICECAST_STACK_PASSWORD": "p"}) == Credentials("admin", "p")
     f = tmp_path / "creds"
@@ -206,6 +220,7 @@ def test_prefect_ui_lists_the_deployments_with_the_schedule_and_the_pool_with_it
         page.get_by_text(worker).first.wait_for(timeout=60_000)
     page.screenshot(path=str(SHOTS / "prefect-work-pool-workers.png"), full_page=True)
     assert "online" in page.inner_text("body").lower()
+    page.close()  # an open Prefect UI polls the server every few seconds for the rest of the module
 
 
 ROW_JS = """name => {

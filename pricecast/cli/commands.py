@@ -38,6 +38,8 @@ def cmd_ui(config: Config, args: argparse.Namespace) -> int:
         "127.0.0.1",
         "--port",
         str(config.tracking.ui_port),
+        "--workers",  # one user on 127.0.0.1: MLflow's default of 4 starts 4 server processes of ~190 MB
+        "1",
     ]
     print(f"MLflow UI on http://127.0.0.1:{config.tracking.ui_port} for {uri} (Ctrl+C stops it)", flush=True)
     os.execv(sys.executable, command)
