@@ -1,8 +1,15 @@
-"""Shared fixtures: the seed's real data, tiny hand-made files, and one Prefect test harness."""
+"""Shared fixtures: the seed's real data, tiny hand-made files, and one Prefect server for the whole run."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -23,12 +30,80 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+#: A folder the whole run shares (every xdist worker inherits it): the session's one Prefect server lives there.
+SHARED_PREFECT = "PRICECAST_TEST_PREFECT_DIR"
+OWNS_PREFECT = pytest.StashKey[Path]()
+
+
+def pytest_configure(config) -> None:  # noqa: ANN001 - pytest's hook signature
+    if SHARED_PREFECT not in os.environ:  # the controller (or a run without xdist): before any worker starts
+        os.environ[SHARED_PREFECT] = tempfile.mkdtemp(prefix="pricecast-prefect-")
+        config.stash[OWNS_PREFECT] = Path(os.environ[SHARED_PREFECT])
+
+
+def pytest_unconfigure(config) -> None:  # noqa: ANN001 - pytest's hook signature
+    """The process that made the folder stops the server (after every worker has ended) and removes it."""
+    folder = config.stash.get(OWNS_PREFECT, None)
+    if folder is None:
+        return
+    pid = folder / "server.pid"
+    if pid.exists():
+        try:
+            os.killpg(int(pid.read_text()), signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def shared_prefect_server(folder: Path) -> str:
+    """The API URL of the run's one Prefect server (its own SQLite database), started by the first worker
+    that needs it; the others wait on a lock and use it. Prefect's own harness command: its API without
+    the UI or the scheduling services, as `prefect_test_harness` runs it, once instead of once per worker."""
+    import fcntl
+
+    import httpx
+    import prefect
+
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (folder / "url").exists():
+            return (folder / "url").read_text()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = os.environ | {
+            "PREFECT_HOME": str(folder / "home"),
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{folder / 'prefect.db'}",
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",
+            "PREFECT__SERVER_FINAL": "1",
+        }
+        argv = [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parents[1])]
+        argv += ["--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port)]
+        argv += ["--log-level", "error", "--lifespan", "on"]
+        with open(folder / "server.log", "w") as log:
+            server = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        (folder / "server.pid").write_text(str(server.pid))
+        url = f"http://127.0.0.1:{port}/api"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert server.poll() is None, (folder / "server.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                    (folder / "url").write_text(url)
+                    return url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        pytest.fail("the session's Prefect server did not answer within 180 s\n" + (folder / "server.log").read_text())
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """One temporary Prefect server (its own SQLite database) for every flow test."""
-    from prefect.testing.utilities import prefect_test_harness
+    """One Prefect server for the whole run, every worker's flow tests against it."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with temporary_settings({PREFECT_API_URL: shared_prefect_server(Path(os.environ[SHARED_PREFECT]))}):
         yield
 
 
