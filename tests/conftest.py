@@ -101,10 +101,12 @@ def shared_prefect_server(folder: Path) -> str:
 @pytest.fixture(scope="session")
 def prefect_harness():
     """One Prefect server for the whole run, every worker's flow tests against it."""
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings({PREFECT_API_URL: shared_prefect_server(Path(os.environ[SHARED_PREFECT]))}):
         yield
+        APILogWorker.drain_all(timeout=30)  # the last flow logs reach the server before it stops
 
 
 @pytest.fixture

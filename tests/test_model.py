@@ -31,6 +31,29 @@ def test_same_seed_same_weights_other_seed_other_weights() -> None:
     assert not np.array_equal(predict(first.model, x), predict(other.model, x))
 
 
+@pytest.mark.parametrize("cell", ["SimpleRNN", "GRU"])
+def test_a_reused_trainer_gives_a_fresh_models_weights_and_leaves_the_models_it_returned_alone(cell: str) -> None:
+    from pricecast.stages import model as stages_model
+
+    x = np.random.default_rng(1).random((50, 6, 2)).astype("float32")
+    y = x[:, -1, 0]
+    config, training = ModelConfig(cell=cell, units=3), TrainingConfig(epochs=3, batch_size=8, seed=7)
+    stages_model._TRAINERS.clear()
+    fresh = fit_model(x, y, config, training)  # a new model trains (nothing kept yet)
+    assert len(stages_model._TRAINERS) == 1
+    kept = next(iter(stages_model._TRAINERS.values()))
+    other = fit_model(x[:40], y[:40], config, training.model_copy(update={"seed": 8}))  # reuses it
+    again = fit_model(x, y, config, training)  # reuses it again, back to the first seed
+    assert next(iter(stages_model._TRAINERS.values())) is kept and fresh.model is not kept
+    assert again.history == fresh.history
+    for a, b in zip(again.model.get_weights(), fresh.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    steps = [int(m.optimizer.iterations.numpy()) for m in (fresh.model, other.model, again.model)]
+    assert steps[0] == steps[2] > steps[1] > 0  # each returned model has its own optimizer state (fewer rows)
+    assert not np.array_equal(predict(other.model, x), predict(fresh.model, x))
+    np.testing.assert_array_equal(predict(again.model, x), predict(fresh.model, x))
+
+
 def test_figures_show_loss_and_real_predicted_naive() -> None:
     fig = loss_figure({"loss": [1.0, 0.5], "val_loss": [1.2, 0.7]}, "T")
     assert [line.get_label() for line in fig.axes[0].get_lines()] == ["training", "validation"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -41,6 +43,16 @@ def build_model(config: ModelConfig, lookback: int, learning_rate: float, n_inpu
     return model
 
 
+#: Trained networks kept for their traced training step, by architecture (at most `_KEEP`, least recently
+#: used dropped). Tracing Keras' train step is most of a small fit's time (in a profile, 1.5 of 5.4 s for 20
+#: epochs of 100 windows): a walk-forward, a retrain judged on folds or a tune fits one architecture many
+#: times in one process, and reuses it with a fresh build's weights and optimizer state, which gives the
+#: same weights as training the fresh model (tests/test_model.py).
+_TRAINERS: OrderedDict[tuple, keras.Model] = OrderedDict()
+_TRAINERS_LOCK = threading.Lock()
+_KEEP = 4
+
+
 def fit_model(
     x: np.ndarray,
     y: np.ndarray,
@@ -51,7 +63,8 @@ def fit_model(
     """Build and train a model; the same seed gives the same weights.
 
     Seeds Python, NumPy and TensorFlow and turns on TensorFlow's deterministic ops. `on_epoch`
-    is called after each epoch with its index (from 0) and its losses.
+    is called after each epoch with its index (from 0) and its losses. The model returned is the
+    caller's own; the one that trained stays for the next fit of its architecture in this process.
     """
     import keras
     import tensorflow as tf
@@ -62,9 +75,16 @@ def fit_model(
         tf.config.threading.set_intra_op_parallelism_threads(config.threads)
     except RuntimeError:  # TensorFlow has run an op in this process already: its threads are set for good
         pass
-    model = build_model(model_config, x.shape[1], config.learning_rate, x.shape[2])
+    model = build_model(model_config, x.shape[1], config.learning_rate, x.shape[2])  # the seed's initial weights
+    key = (model_config.model_dump_json(), x.shape[1], x.shape[2], config.learning_rate)
+    with _TRAINERS_LOCK:
+        trainer = _TRAINERS.pop(key, None)  # checked out: a fit in another thread meanwhile builds its own
+    if trainer is None:
+        trainer, model = model, None  # the first of its architecture trains itself
+    else:
+        _copy_state(model, trainer)  # the seed's initial weights, and a new optimizer's zeros
     start = time.perf_counter()
-    history = model.fit(
+    history = trainer.fit(
         x,
         y,
         epochs=config.epochs,
@@ -75,7 +95,24 @@ def fit_model(
         callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=on_epoch)] if on_epoch else [],
     )
     seconds = time.perf_counter() - start
+    if model is None:
+        model = build_model(model_config, x.shape[1], config.learning_rate, x.shape[2])
+    _copy_state(trainer, model)
+    with _TRAINERS_LOCK:
+        _TRAINERS[key] = trainer
+        while len(_TRAINERS) > _KEEP:
+            _TRAINERS.popitem(last=False)
     return Fitted(model, {k: [float(v) for v in values] for k, values in history.history.items()}, seconds)
+
+
+def _copy_state(source: keras.Model, target: keras.Model) -> None:
+    """The weights and the optimizer's variables (step count, moments, learning rate) of one model into its twin."""
+    target.set_weights(source.get_weights())
+    for model in (source, target):
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+    for mine, theirs in zip(target.optimizer.variables, source.optimizer.variables, strict=True):
+        mine.assign(theirs)
 
 
 def fit_baseline(train: pd.DataFrame, kind: str, target: str) -> Fitted:
