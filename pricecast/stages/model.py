@@ -44,8 +44,8 @@ def build_model(config: ModelConfig, lookback: int, learning_rate: float, n_inpu
 
 
 #: Trained networks kept for their traced training step, by architecture (at most `_KEEP`, least recently
-#: used dropped). Tracing Keras' train step is most of a small fit's time (in a profile, 1.5 of 5.4 s for 20
-#: epochs of 100 windows): a walk-forward, a retrain judged on folds or a tune fits one architecture many
+#: used dropped). Tracing Keras' train step is a large part of a small fit (1.5 of 5.4 s for 20 epochs of
+#: 100 windows, measured): a walk-forward, a retrain judged on folds or a tune fits one architecture many
 #: times in one process, and reuses it with a fresh build's weights and optimizer state, which gives the
 #: same weights as training the fresh model (tests/test_model.py).
 _TRAINERS: OrderedDict[tuple, keras.Model] = OrderedDict()
