@@ -161,6 +161,7 @@ def test_ui_serves_the_store(tmp_path: Path, shared_data: Path) -> None:
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its server's workers are stopped with it, as a group
     )
     try:
         deadline = time.monotonic() + 120
@@ -177,8 +178,12 @@ def test_ui_serves_the_store(tmp_path: Path, shared_data: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
             assert b"<html" in response.read().lower()
     finally:
-        ui.terminate()
-        ui.wait(timeout=30)
+        os.killpg(ui.pid, signal.SIGTERM)
+        try:
+            ui.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # under a loaded machine: nothing of it may outlive the test
+            os.killpg(ui.pid, signal.SIGKILL)
+            ui.wait()
 
 
 def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_home(
