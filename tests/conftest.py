@@ -101,10 +101,14 @@ def shared_prefect_server(folder: Path) -> str:
 @pytest.fixture(scope="session")
 def prefect_harness():
     """One Prefect server for the whole run, every worker's flow tests against it."""
+    from prefect.context import _temporary_global_settings_context, get_settings_context
     from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings({PREFECT_API_URL: shared_prefect_server(Path(os.environ[SHARED_PREFECT]))}):
+    url = shared_prefect_server(Path(os.environ[SHARED_PREFECT]))
+    # As `prefect_test_harness` does: contexts copied before this one (Prefect's own threads) see it too, or
+    # they start a temporary server of their own.
+    with temporary_settings({PREFECT_API_URL: url}), _temporary_global_settings_context(get_settings_context()):
         yield
         APILogWorker.drain_all(timeout=30)  # the last flow logs reach the server before it stops
 

@@ -161,3 +161,25 @@ def test_flows_a_command_runs_beat_no_heartbeats_unless_the_environment_asks(
     with servers_ready(config_from("--home", str(home))):
         assert get_current_settings().flows.heartbeat_frequency == beats
     assert get_current_settings().flows.heartbeat_frequency is not None  # Prefect's own setting again after
+
+
+def test_a_clean_up_that_fails_while_stopping_on_a_signal_is_still_that_stop() -> None:
+    import sqlite3
+
+    from pricecast.cli import Stopped, stopped_by
+
+    def fails_while(stop: BaseException) -> Exception:
+        try:
+            try:
+                raise stop
+            finally:
+                raise sqlite3.OperationalError("database is locked")  # the run's end could not be written
+        except sqlite3.OperationalError as exc:
+            return exc
+
+    assert stopped_by(fails_while(Stopped("stopped by SIGTERM"))) == "SIGTERM"
+    assert stopped_by(fails_while(KeyboardInterrupt())) == "SIGINT"
+    assert stopped_by(sqlite3.OperationalError("database is locked")) is None  # not stopping: a real failure
+    wrapped = RuntimeError("flow failed")
+    wrapped.__cause__ = fails_while(Stopped("stopped by SIGTERM"))
+    assert stopped_by(wrapped) == "SIGTERM"

@@ -55,6 +55,22 @@ def _stop(signum: int, frame: object) -> None:
     raise Stopped(f"stopped by {signal.Signals(signum).name}")
 
 
+def stopped_by(exc: BaseException | None) -> str | None:
+    """The signal's name when `exc` was raised while the command was stopping on one (its clean-up failed:
+    a SQLite write cut short by the signal leaves the database locked, say), else None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, Stopped):
+            return "SIGTERM"
+        if isinstance(exc, KeyboardInterrupt):
+            return "SIGINT"
+        if type(exc).__name__ == "TerminationSignal":  # Prefect's, raised in a flow on SIGTERM
+            return signal.Signals(exc.signal).name
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `pricecast` console script.
 
@@ -91,6 +107,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl+C: the MLflow run has ended KILLED, the flow run Crashed
         print("pricecast: stopped by SIGINT", file=sys.stderr)
         return 128 + signal.SIGINT
+    except Exception as exc:
+        if (name := stopped_by(exc)) is None:
+            raise  # unexpected: its traceback
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"pricecast: while stopping: {type(exc).__name__}: {first}", file=sys.stderr)
+        print(f"pricecast: stopped by {name}", file=sys.stderr)
+        return 128 + signal.Signals[name]
     finally:
         stop_unused()
         signal.signal(signal.SIGTERM, previous)
