@@ -262,28 +262,37 @@ def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_hom
                 time.sleep(0.2)
             pytest.fail(f"no command with {marker} in the warm process's log:\n{warm_log()}")
 
-        long_run = [*PRICECAST, *train, "--home", str(home), "--epochs"]
-        terminated = subprocess.Popen(
-            [*long_run, "5000"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        handed_over("--epochs 5000")
-        terminated.send_signal(signal.SIGTERM)
-        out, err = terminated.communicate(timeout=120)
-        assert terminated.returncode == 128 + signal.SIGTERM, out[-2000:] + err[-3000:]
-        assert err.decode().strip().splitlines()[-1] == "pricecast: stopped by SIGTERM"
+        def training(log: Path, epochs: str) -> None:
+            """Wait until the command is inside its fit (its first epoch logged), past the run's set-up."""
+            deadline = time.monotonic() + 240
+            while f"epoch 1/{epochs}" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.5)
 
-        interrupted = subprocess.Popen(  # as a terminal's foreground command: SIGINT not ignored
-            [*long_run, "5002"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
+        long_run = [*PRICECAST, *train, "--home", str(home), "--epochs"]
+        with open(tmp_path / "terminated.err", "w+") as log:
+            terminated = subprocess.Popen([*long_run, "5000"], env=env, cwd=ROOT, stdout=log, stderr=log)
+        handed_over("--epochs 5000")
+        training(tmp_path / "terminated.err", "5000")
+        terminated.send_signal(signal.SIGTERM)
+        terminated.wait(timeout=120)
+        err = (tmp_path / "terminated.err").read_text()
+        assert terminated.returncode == 128 + signal.SIGTERM, err[-3000:]
+        assert err.strip().splitlines()[-1] == "pricecast: stopped by SIGTERM"
+
+        with open(tmp_path / "interrupted.err", "w+") as log:
+            interrupted = subprocess.Popen(  # as a terminal's foreground command: SIGINT not ignored
+                [*long_run, "5002"],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            )
         handed_over("--epochs 5002")
+        training(tmp_path / "interrupted.err", "5002")
         interrupted.send_signal(signal.SIGINT)  # Ctrl+C
-        err = interrupted.communicate(timeout=120)[1]
+        interrupted.wait(timeout=120)
+        err = (tmp_path / "interrupted.err").read_text()
         assert interrupted.returncode == 128 + signal.SIGINT, err[-3000:]
         assert err.strip().splitlines()[-1] == "pricecast: stopped by SIGINT" and "Traceback" not in err
 
