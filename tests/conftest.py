@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -64,13 +63,13 @@ def shared_prefect_server(folder: Path) -> str:
     import httpx
     import prefect
 
+    from pricecast.stack.procs import free_port
+
     with open(folder / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (folder / "url").exists():
             return (folder / "url").read_text()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         env = os.environ | {
             "PREFECT_HOME": str(folder / "home"),
             "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{folder / 'prefect.db'}",
