@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 
 from pricecast.config import Paths, TrackingConfig
 from pricecast.errors import TrackingError
+from pricecast.interrupts import held_signals
 from pricecast.prices.store import folder_lock
 from pricecast.tracking.runs import reconcile_dead_runs
 
@@ -56,7 +57,7 @@ def connect(config: TrackingConfig, paths: Paths) -> str:
     if uri in _RECONCILED:  # a subflow (each ticker's training in a retrain) connects again: once is enough
         return uri
     # The first use of a SQLite store creates its tables; two processes doing it at once collide.
-    with folder_lock(paths.mlruns) if local else nullcontext():
+    with folder_lock(paths.mlruns) if local else nullcontext(), held_signals():  # a stop waits for the writes
         database = paths.mlruns / "mlflow.db"
         if uri == f"sqlite:///{database}" and not database.exists():
             new_database(database, (paths.mlruns / "artifacts" / "0").as_uri())

@@ -18,6 +18,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import infer_signature
 
 from pricecast.forecaster import NumpyNetwork, PriceForecaster, model_input
+from pricecast.interrupts import held_signals
 
 if TYPE_CHECKING:
     from pricecast.stages.features import FeatureTransform
@@ -229,8 +230,9 @@ def log_model(model: Any, transform: FeatureTransform, history: pd.DataFrame) ->
 def register(model_uri: str, ticker: str, data_digest: str, description: str) -> ModelVersion:
     """A new version of the ticker's registered model, tagged with the digest of its data, described."""
     name = model_name(ticker)
-    version = mlflow.register_model(model_uri, name, tags={"data_digest": data_digest, "ticker": ticker})
-    MlflowClient().update_model_version(name, version.version, description=description)
+    with held_signals():  # a stop waits: never a version without its description
+        version = mlflow.register_model(model_uri, name, tags={"data_digest": data_digest, "ticker": ticker})
+        MlflowClient().update_model_version(name, version.version, description=description)
     return version
 
 

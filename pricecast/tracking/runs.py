@@ -24,6 +24,7 @@ from mlflow import MlflowClient
 
 from pricecast.config import PROJECT_ROOT, Config, Paths, TrackingConfig
 from pricecast.errors import DISK_FULL, DiskFullError
+from pricecast.interrupts import held_signals
 from pricecast.prices.store import digest
 from pricecast.stages.split import date_range
 from pricecast.tracking import registry
@@ -160,39 +161,47 @@ def training_run(
     let the next start mark the run KILLED if this process dies without closing it.
     """
     paths = config.paths()
-    experiment_id = ensure_experiment(experiment_name(config.tracking, prices.ticker), paths)
-    name = model_label(config)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=process_tags()) as run:
-        try:
-            mlflow.set_tags(
-                {
-                    "ticker": prices.ticker,
-                    "target": config.data.target,
-                    "model.kind": config.model.kind,
-                    "data.source": prices.source,
-                    "data.train_range": date_range(split.train),
-                    "data.test_range": date_range(split.test),
-                    "data.rows": str(len(split.train) + len(split.test)),
-                    "data_digest": digest(pd.concat([split.train, split.test])),
-                    "code_version": code_version(),
-                    "prefect.flow_run_id": flow_run_id or "",
-                }
+    # A stop held until the set-up's writes are done: cut short, they would leave a local store locked.
+    with held_signals() as deliver:
+        experiment_id = ensure_experiment(experiment_name(config.tracking, prices.ticker), paths)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=model_label(config), tags=process_tags()) as run:
+            try:
+                describe_run(config, prices, split, flow_run_id)
+                deliver()  # a stop that came meanwhile ends the run here, KILLED
+                yield run
+            except BaseException as exc:
+                with held_signals():
+                    signum = getattr(exc, "signal", None)  # Prefect's TerminationSignal carries the signal
+                    mlflow.set_tag("error", f"{type(exc).__name__}: {Signals(signum).name if signum else exc}"[:5000])
+                    if not isinstance(exc, Exception):
+                        mlflow.end_run("KILLED")
+                raise
+
+
+def describe_run(config: Config, prices: PriceFile, split: Split, flow_run_id: str | None) -> None:
+    """The active run's tags, params and inputs: the config, the data and where it came from."""
+    mlflow.set_tags(
+        {
+            "ticker": prices.ticker,
+            "target": config.data.target,
+            "model.kind": config.model.kind,
+            "data.source": prices.source,
+            "data.train_range": date_range(split.train),
+            "data.test_range": date_range(split.test),
+            "data.rows": str(len(split.train) + len(split.test)),
+            "data_digest": digest(pd.concat([split.train, split.test])),
+            "code_version": code_version(),
+            "prefect.flow_run_id": flow_run_id or "",
+        }
+    )
+    mlflow.log_params(config.flat())
+    for context, frame in (("training", split.train), ("testing", split.test)):
+        with warnings.catch_warnings():  # MLflow warns that a local path "can be interpreted in multiple ways"
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(
+                frame, source=prices.source, name=f"{prices.ticker}-{context}", targets=config.data.target
             )
-            mlflow.log_params(config.flat())
-            for context, frame in (("training", split.train), ("testing", split.test)):
-                with warnings.catch_warnings():  # MLflow warns that a local path "can be interpreted in multiple ways"
-                    warnings.simplefilter("ignore", UserWarning)
-                    dataset = mlflow.data.from_pandas(
-                        frame, source=prices.source, name=f"{prices.ticker}-{context}", targets=config.data.target
-                    )
-                mlflow.log_input(dataset, context=context)
-            yield run
-        except BaseException as exc:
-            signum = getattr(exc, "signal", None)  # Prefect's TerminationSignal carries the signal
-            mlflow.set_tag("error", f"{type(exc).__name__}: {Signals(signum).name if signum else exc}"[:5000])
-            if not isinstance(exc, Exception):
-                mlflow.end_run("KILLED")
-            raise
+        mlflow.log_input(dataset, context=context)
 
 
 def log_history(history: dict[str, list[float]]) -> None:
