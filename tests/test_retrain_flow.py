@@ -86,7 +86,7 @@ def test_retrain_lifecycle(tata: pd.DataFrame, tmp_path: Path) -> None:
     # More new days; a better (longer-trained) challenger takes the alias.
     drop(home, "TATA_week2.csv", tata.iloc[135:])
     [better] = retrain(config(home, epochs=10))
-    assert better.action == "promoted" and better.challenger["mae"] < better.champion["mae"]
+    assert better.action == "promoted" and better.challenger["mae"] < better.champion["mae"], better
     model = client.get_registered_model("pricecast-TATA")
     assert model.aliases == {"champion": int(better.challenger_version)}
     assert model.tags["last_decision"] == "promoted" and model.tags["last_reason"] == better.reason
