@@ -54,6 +54,42 @@ def test_a_reused_trainer_gives_a_fresh_models_weights_and_leaves_the_models_it_
     np.testing.assert_array_equal(predict(again.model, x), predict(fresh.model, x))
 
 
+def test_another_thread_drawing_random_numbers_meanwhile_changes_no_weight() -> None:
+    """Keras draws a new layer's initializer seeds from Python's `random` module; Prefect's threads draw from it
+    too (retry jitter, under load). A fit's initial weights come from its seed alone, whatever other threads do."""
+    import random
+    import threading
+    from types import SimpleNamespace
+
+    import keras
+
+    x = np.random.default_rng(3).random((40, 6, 1)).astype("float32")
+    y = x[:, -1, 0]
+    config, training = ModelConfig(cell="SimpleRNN", units=3), TrainingConfig(epochs=1, batch_size=8, seed=4)
+    quiet = fit_model(x, y, config, training)
+    stop, draws = threading.Event(), [0]
+
+    def draw() -> None:
+        while not stop.is_set():
+            random.random()
+            draws[0] += 1
+
+    other = threading.Thread(target=draw)
+    other.start()
+    try:
+        busy = [fit_model(x, y, config, training) for _ in range(3)]
+    finally:
+        stop.set()
+        other.join()
+    assert draws[0] > 0
+    keras.utils.set_random_seed(training.seed)  # plain Keras, as the seed's script trains: the same weights
+    plain = build_model(config, 6, training.learning_rate)
+    plain.fit(x, y, epochs=1, batch_size=8, validation_split=training.validation_split, shuffle=True, verbose=0)
+    for fitted in [*busy, SimpleNamespace(model=plain)]:
+        for a, b in zip(fitted.model.get_weights(), quiet.model.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_figures_show_loss_and_real_predicted_naive() -> None:
     fig = loss_figure({"loss": [1.0, 0.5], "val_loss": [1.2, 0.7]}, "T")
     assert [line.get_label() for line in fig.axes[0].get_lines()] == ["training", "validation"]

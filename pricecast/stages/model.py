@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -75,7 +77,8 @@ def fit_model(
         tf.config.threading.set_intra_op_parallelism_threads(config.threads)
     except RuntimeError:  # TensorFlow has run an op in this process already: its threads are set for good
         pass
-    model = build_model(model_config, x.shape[1], config.learning_rate, x.shape[2])  # the seed's initial weights
+    with _own_layer_seeds(config.seed):  # the seed's initial weights, whatever other threads draw meanwhile
+        model = build_model(model_config, x.shape[1], config.learning_rate, x.shape[2])
     key = (model_config.model_dump_json(), x.shape[1], x.shape[2], config.learning_rate)
     with _TRAINERS_LOCK:
         trainer = _TRAINERS.pop(key, None)  # checked out: a fit in another thread meanwhile builds its own
@@ -103,6 +106,40 @@ def fit_model(
         while len(_TRAINERS) > _KEEP:
             _TRAINERS.popitem(last=False)
     return Fitted(model, {k: [float(v) for v in values] for k, values in history.history.items()}, seconds)
+
+
+class _LayerSeeds:
+    """Keras' source of a new layer's seeds (`randint`) while a model is built: the building thread draws from a
+    generator of its own, seeded as `keras.utils.set_random_seed` seeds Python's `random` (the same sequence);
+    other threads draw from `random` as before."""
+
+    def __init__(self, seed: int) -> None:
+        self.thread, self.own = threading.get_ident(), random.Random(seed)
+
+    def randint(self, a: int, b: int) -> int:
+        return (self.own if threading.get_ident() == self.thread else random).randint(a, b)
+
+
+_BUILD_LOCK = threading.Lock()
+
+
+@contextmanager
+def _own_layer_seeds(seed: int) -> Iterator[None]:
+    """Build layers whose seeds come from `seed` alone.
+
+    Keras draws each new layer's initializer seeds from Python's global `random`, which other threads use too
+    (Prefect's retry jitter, under load): a draw between `set_random_seed` and the build changed the initial
+    weights, and with them a retrain's decision (tests/test_model.py reproduces it).
+    """
+    from keras.src.random import seed_generator
+
+    with _BUILD_LOCK:
+        shared = seed_generator.python_random
+        seed_generator.python_random = _LayerSeeds(seed)
+        try:
+            yield
+        finally:
+            seed_generator.python_random = shared
 
 
 def _copy_state(source: keras.Model, target: keras.Model) -> None:
