@@ -59,7 +59,6 @@ def test_another_thread_drawing_random_numbers_meanwhile_changes_no_weight() -> 
     too (retry jitter, under load). A fit's initial weights come from its seed alone, whatever other threads do."""
     import random
     import threading
-    from types import SimpleNamespace
 
     import keras
 
@@ -85,8 +84,8 @@ def test_another_thread_drawing_random_numbers_meanwhile_changes_no_weight() -> 
     keras.utils.set_random_seed(training.seed)  # plain Keras, as the seed's script trains: the same weights
     plain = build_model(config, 6, training.learning_rate)
     plain.fit(x, y, epochs=1, batch_size=8, validation_split=training.validation_split, shuffle=True, verbose=0)
-    for fitted in [*busy, SimpleNamespace(model=plain)]:
-        for a, b in zip(fitted.model.get_weights(), quiet.model.get_weights(), strict=True):
+    for weights in [*(fitted.model.get_weights() for fitted in busy), plain.get_weights()]:
+        for a, b in zip(weights, quiet.model.get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)
 
 

@@ -265,7 +265,9 @@ def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_hom
         def training(log: Path, epochs: str) -> None:
             """Wait until the command is inside its fit (its first epoch logged), past the run's set-up."""
             deadline = time.monotonic() + 240
-            while f"epoch 1/{epochs}" not in log.read_text() and time.monotonic() < deadline:
+            while f"epoch 1/{epochs}" not in log.read_text():
+                if time.monotonic() > deadline:
+                    pytest.fail(f"no epoch logged within 240 s:\n{log.read_text()[-3000:]}\n{warm_log()}")
                 time.sleep(0.5)
 
         long_run = [*PRICECAST, *train, "--home", str(home), "--epochs"]

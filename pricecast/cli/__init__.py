@@ -57,7 +57,7 @@ def _stop(signum: int, frame: object) -> None:
 
 def stopped_by(exc: BaseException | None) -> str | None:
     """The signal's name when `exc` was raised while the command was stopping on one (its clean-up failed:
-    a SQLite write cut short by the signal leaves the database locked, say), else None."""
+    the tracking server has gone, say), else None."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
