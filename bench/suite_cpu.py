@@ -97,7 +97,10 @@ def main() -> None:
     wall = time.monotonic() - start
     done.set()
     watcher.join()
-    print(run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-2000:])
+    lines = run.stdout.strip().splitlines()
+    print(
+        "\n".join([line for line in lines if line.startswith(("FAILED ", "ERROR "))] + lines[-1:]) or run.stderr[-2000:]
+    )
     print(f"wall time: {wall:.0f} s ({wall / 60:.1f} min), exit code {run.returncode}")
     print("busy time per test process:", ", ".join(f"{w} {s:.0f} s" for w, s in busy_times(run.stdout).items()))
     cpu, count = Counter(), Counter()
