@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
@@ -97,6 +98,9 @@ def main() -> None:
     wall = time.monotonic() - start
     done.set()
     watcher.join()
+    log = Path(tempfile.gettempdir()) / "pricecast-suite-cpu.log"
+    log.write_text(run.stdout + run.stderr)
+    print(f"pytest's output: {log}")
     lines = run.stdout.strip().splitlines()
     print(
         "\n".join([line for line in lines if line.startswith(("FAILED ", "ERROR "))] + lines[-1:]) or run.stderr[-2000:]

@@ -10,10 +10,12 @@ The browser checks use the same stack. Without PostgreSQL everything skips, sayi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -80,6 +82,27 @@ def test_down_never_signals_a_recycled_pid(tmp_path: Path) -> None:
     finally:
         other.kill()
         other.wait()
+
+
+def test_down_kills_a_descendant_that_outlives_its_service_and_returns_once_it_has_gone(tmp_path: Path) -> None:
+    """A service that stops on SIGTERM but leaves a descendant of its own session that ignores it (as a flow
+    run's process can): the descendant moves to init, out of the service's tree, and is killed all the same."""
+    child = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True); time.sleep(120)"
+    leader = "import subprocess, sys, time\n"
+    leader += f"subprocess.Popen([sys.executable, '-c', {child!r}], start_new_session=True)\ntime.sleep(120)"
+    service = subprocess.Popen([sys.executable, "-c", leader], start_new_session=True, stdout=subprocess.PIPE)
+    try:
+        service.stdout.readline()  # the descendant ignores SIGTERM from here on
+        [descendant] = [p for p in procs.group_pids(service.pid) if p != service.pid]
+        (tmp_path / "pids").mkdir()
+        (tmp_path / "pids" / "worker-1.pid").write_text(f"{service.pid} {procs.start_time(service.pid)}\n")
+        assert procs.stop(tmp_path, timeout=2) == {"worker-1": "killed"}
+        assert procs.start_time(descendant) is None and service.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        for pid in procs.group_pids(service.pid) or [service.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        service.wait()
 
 
 def test_unreachable_postgres_is_one_line(tmp_path: Path) -> None:

@@ -101,25 +101,40 @@ def _signal(pids: Iterable[int], sig: int) -> None:
 
 def stop(state_dir: Path, timeout: float = 20.0, names: Iterable[str] | None = None, sig: int = signal.SIGTERM) -> dict:
     """Stop what `up` started (or the services `names`): `sig` to each group and its descendants, SIGKILL
-    after `timeout`. Workers go first (they may be running flows), servers last. Returns what happened."""
+    after `timeout`. Workers go first (they may be running flows), servers last. Returns what happened once
+    every process signalled has gone.
+
+    The processes are those of each group when it is signalled (a descendant whose parent dies moves to
+    init and out of the tree), and those it has when it is killed.
+    """
     found = {n: v for n, v in recorded(state_dir).items() if names is None or n in names}
     result, live = {}, {}
     for name in sorted(found, key=lambda n: (not n.startswith("worker"), n)):
         pid, alive = found[name]
         if alive:
-            _signal(group_pids(pid), sig)
-            live[name] = pid
+            live[name] = group_pids(pid)
+            _signal(live[name], sig)
         result[name] = "stopped" if alive else "not running"
-    deadline = time.monotonic() + timeout
-    while live and time.monotonic() < deadline:
-        live = {n: p for n, p in live.items() if group_pids(p)}
-        time.sleep(0.2)
-    for name, pid in live.items():
-        _signal(group_pids(pid), signal.SIGKILL)
+    _wait_gone(live, timeout)
+    live = {name: sorted({*pids, *group_pids(found[name][0])}) for name, pids in _alive(live).items()}
+    for name, pids in live.items():
+        _signal(pids, signal.SIGKILL)
         result[name] = "killed"
+    _wait_gone(live, 10)  # a killed process takes a moment to go (a large one frees its memory first)
     for name in found:
         (Path(state_dir) / "pids" / f"{name}.pid").unlink(missing_ok=True)
     return result
+
+
+def _alive(groups: Mapping[str, list[int]]) -> dict[str, list[int]]:
+    """The groups with a process still alive (not a zombie)."""
+    return {name: pids for name, pids in groups.items() if any(start_time(p) is not None for p in pids)}
+
+
+def _wait_gone(groups: Mapping[str, list[int]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while _alive(groups) and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def http_status(url: str, headers: Mapping[str, str] | None = None, body: bytes | None = None) -> int | None:
