@@ -54,6 +54,26 @@ def test_a_reused_trainer_gives_a_fresh_models_weights_and_leaves_the_models_it_
     np.testing.assert_array_equal(predict(again.model, x), predict(fresh.model, x))
 
 
+@pytest.mark.parametrize("validation_split", [0.1, 0.0])
+def test_batches_made_once_train_exactly_as_keras_fit_on_the_arrays(validation_split: float) -> None:
+    """`fit_model` makes the shuffled batches once and repeats them; Keras' `fit(x, y, shuffle=True)` makes them
+    again each epoch. Over several epochs, with a partial last batch, the weights and losses are the same."""
+    import keras
+
+    x = np.random.default_rng(4).random((47, 6, 1)).astype("float32")  # 42 + 5 windows: 5 batches of 8 and 2
+    y = x[:, -1, 0]
+    config = ModelConfig(cell="SimpleRNN", units=3)
+    training = TrainingConfig(epochs=4, batch_size=8, seed=9, validation_split=validation_split)
+    ours = fit_model(x, y, config, training)
+    keras.utils.set_random_seed(training.seed)
+    plain = build_model(config, 6, training.learning_rate)
+    history = plain.fit(x, y, epochs=4, batch_size=8, validation_split=validation_split, shuffle=True, verbose=0)
+    assert ours.history == {k: [float(v) for v in values] for k, values in history.history.items()}
+    assert ("val_loss" in ours.history) == bool(validation_split) and len(ours.history["loss"]) == 4
+    for a, b in zip(ours.model.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_another_thread_drawing_random_numbers_meanwhile_changes_no_weight() -> None:
     """Keras draws a new layer's initializer seeds from Python's `random` module; Prefect's threads draw from it
     too (retry jitter, under load). A fit's initial weights come from its seed alone, whatever other threads do."""

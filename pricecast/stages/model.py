@@ -18,6 +18,7 @@ from pricecast.config import ModelConfig, TrainingConfig
 
 if TYPE_CHECKING:  # TensorFlow is imported only when a model is built: it takes seconds.
     import keras
+    import tensorflow as tf
 
 
 @dataclass
@@ -87,13 +88,13 @@ def fit_model(
     else:
         _copy_state(model, trainer)  # the seed's initial weights, and a new optimizer's zeros
     start = time.perf_counter()
+    batches, steps, validation = _epoch_data(x, y, config.batch_size, config.validation_split)
     history = trainer.fit(
-        x,
-        y,
+        batches,
         epochs=config.epochs,
-        batch_size=config.batch_size,
-        validation_split=config.validation_split,
-        shuffle=True,
+        steps_per_epoch=steps,
+        shuffle=False,  # the batches are shuffled already (`_epoch_data`)
+        validation_data=validation,
         verbose=0,
         callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=on_epoch)] if on_epoch else [],
     )
@@ -106,6 +107,30 @@ def fit_model(
         while len(_TRAINERS) > _KEEP:
             _TRAINERS.popitem(last=False)
     return Fitted(model, {k: [float(v) for v in values] for k, values in history.history.items()}, seconds)
+
+
+def _epoch_data(
+    x: np.ndarray, y: np.ndarray, batch_size: int, validation_split: float
+) -> tuple[tf.data.Dataset, int, tf.data.Dataset | None]:
+    """What `fit(x, y, batch_size, validation_split, shuffle=True)` feeds, made once instead of every epoch.
+
+    Keras splits off the last `validation_split` of the windows, then, each epoch, makes a new iterator over
+    its shuffled batches and another over the validation batches: about 14 ms each on this machine, and
+    more than half of a small fit's time (a profile of the retrain tests). With a seed, that shuffle is
+    the same permutation every epoch, so the batches of its first pass, kept and repeated, are the same
+    batches in the same order: the same weights and losses (tests/test_model.py compares with `fit(x, y)`).
+    The validation batches, in order, come from a plain dataset whose iterator costs under a millisecond.
+    """
+    import tensorflow as tf
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+    from keras.src.trainers.data_adapters.array_slicing import train_validation_split
+
+    validation = None
+    if validation_split:
+        (x, y), (x_val, y_val) = train_validation_split((x, y), validation_split=validation_split)
+        validation = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batch_size)
+    batches = ArrayDataAdapter(x, y, batch_size=batch_size, shuffle=True)
+    return batches.get_tf_dataset().cache().repeat(), batches.num_batches, validation
 
 
 class _LayerSeeds:
