@@ -6,7 +6,8 @@ Runs the README's test command (`pytest -n N --dist loadfile --no-loadscope-reor
 added) while reading every process's CPU time (user + system) from /proc twice a second, and prints:
 the wall time; each xdist worker's busy time (the sum of its tests' set-up, call and tear-down); the
 CPU of the processes the run started, grouped by what they are (test processes, `pricecast`
-subprocesses, Prefect and MLflow servers, spawned task-runner processes, ...). Linux only. The figures
+subprocesses, Prefect and MLflow servers, spawned task-runner processes, ...); and it writes every
+process's CPU seconds and command line to /tmp/pricecast-suite-processes.tsv. Linux only. The figures
 are what one run measured: the machine's own load moves them by tens of seconds.
 """
 
@@ -112,6 +113,10 @@ def main() -> None:
         kind = next((k for text, k in KINDS if text in command_line), "other")
         cpu[kind] += seconds
         count[kind] += 1
+    table = log.with_name("pricecast-suite-processes.tsv")
+    rows = sorted(seen.values(), key=lambda entry: -entry[1])
+    table.write_text("".join(f"{seconds:.2f}\t{command_line}\n" for command_line, seconds in rows))
+    print(f"every process's CPU seconds and command line: {table}")
     cores = os.cpu_count() or 1
     total = sum(cpu.values())
     print(f"CPU of the processes the run started: {total:.0f} s of the {wall * cores:.0f} s {cores} cores give")
