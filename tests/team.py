@@ -61,10 +61,10 @@ def running_stack(pg_url: str, base: Path, workers: int) -> Iterator[Stack]:
     """`stack up` with `workers` pool workers under `base`; stopped and its databases dropped on exit."""
     prefix = f"pct_{uuid.uuid4().hex[:10]}"
     state, home = base / "stack", base / "home"
-    ports = [str(procs.free_port()), str(procs.free_port())]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_TRACKING", "PRICECAST_STACK"))}
+    env["PRICECAST_PREFECT_PORT"] = "0"  # free ports, chosen by `stack up` (again if one is taken meanwhile)
     args = ["stack", "up", "--state-dir", str(state), "--pg-url", pg_url, "--prefix", prefix, "--auth"]
-    args += ["--prefect-port", ports[0], "--mlflow-port", ports[1], "--workers", str(workers)]
+    args += ["--mlflow-port", "0", "--workers", str(workers)]
     try:
         out = subprocess.run([*PRICECAST, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=400)
         assert out.returncode == 0, out.stdout + out.stderr

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -70,6 +71,46 @@ def test_credentials_from_env_or_an_owner_only_file(tmp_path: Path) -> None:
     assert read_credentials(f, {}) == Credentials("bob", "pw")
     write_private(tmp_path / "s" / "new", "x")
     assert (tmp_path / "s" / "new").stat().st_mode & 0o077 == 0
+
+
+def test_up_starts_its_servers_again_on_new_ports_when_a_port_it_chose_is_taken_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A port `up` chose free can be bound by another process before its server binds it (seen under the suite's
+    load): both servers start again on new ports. A port given explicitly is never changed. Real processes, with
+    Python's http.server in place of Prefect's and MLflow's (the same bind error, in a fraction of the time)."""
+    from pricecast.errors import StackError
+    from pricecast.stack.plan import Service
+
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "health").write_text("ok")
+    holder = socket.socket()  # bound, not yet listening: `port_taken` finds nothing there, a server cannot bind it
+    holder.bind(("127.0.0.1", 0))
+    taken = holder.getsockname()[1]
+    first, free_port = iter([taken]), procs.free_port
+    monkeypatch.setattr(procs, "free_port", lambda host="127.0.0.1": next(first, None) or free_port(host))
+
+    def servers(config: StackConfig, ports: dict[str, int], credentials: Credentials | None) -> list[Service]:
+        www = ["--bind", "127.0.0.1", "--directory", str(tmp_path / "www")]
+        return [
+            Service(f"{k}-server", [sys.executable, "-m", "http.server", str(ports[k]), *www], {}, f"{url}/health")
+            for k, url in ((k, f"http://127.0.0.1:{ports[k]}") for k in ("prefect", "mlflow"))
+        ]
+
+    monkeypatch.setattr(run, "plan", servers)
+    state = tmp_path / "state"
+    try:
+        ports, took = run._start_servers(StackConfig(state, prefect_port=0, mlflow_port=0, timeout=30), state, None, {})
+        assert taken not in ports.values() and set(took) == {"prefect-server", "mlflow-server"}
+        assert "address already in use" in (state / "logs" / "prefect-server.log").read_text().lower()
+        assert all(alive for _, alive in procs.recorded(state).values())
+        procs.stop(state)
+        given = StackConfig(state, prefect_port=taken, mlflow_port=0, timeout=30)
+        with pytest.raises(StackError, match="prefect-server exited while starting"):
+            run._start_servers(given, state, None, {})
+    finally:
+        procs.stop(state)
+        holder.close()
 
 
 def test_down_never_signals_a_recycled_pid(tmp_path: Path) -> None:

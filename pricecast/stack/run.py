@@ -12,6 +12,7 @@ Everything a stack needs to find its processes again lives in one state folder:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -143,32 +144,26 @@ def up(config: StackConfig) -> dict:
     names = database_names(config.prefix)
     ensure_databases(config.pg_url, names.values(), {names["prefect"]: ["pg_trgm"]})
     credentials = _credentials(config, state / "secrets")
-    ports = {
-        "prefect": config.prefect_port or procs.free_port(config.host),
-        "mlflow": config.mlflow_port or procs.free_port(config.host),
-    }
-    for name, port in ports.items():
-        if procs.port_taken(config.host, port):
-            raise StackError(f"port {port} on {config.host} for the {name} server is taken (--{name}-port)")
-    services = plan(config, ports, credentials)
     headers = credentials.header() if credentials else {}
-    where = urls(config, ports)
-    info = {
-        "state_dir": str(state),
-        "host": config.host,
-        "ports": ports,
-        "pool": config.pool,
-        "auth": bool(credentials),
-        "databases": names,
-        "urls": {**where, "store": redact(where["store"])},
-        "credentials_file": str(config.credentials_file or state / "secrets" / "credentials") if credentials else None,
-        "services": [s.name for s in services],
-        "timings": {},
-    }
     state.mkdir(parents=True, exist_ok=True)
     try:
-        servers = {s.name: (s.health_url, procs.spawn(s, state)) for s in services[:2]}  # both start at once
-        info["timings"] |= procs.wait_healthy(servers, state, headers, config.timeout)
+        ports, took = _start_servers(config, state, credentials, headers)
+        services = plan(config, ports, credentials)
+        where = urls(config, ports)
+        info = {
+            "state_dir": str(state),
+            "host": config.host,
+            "ports": ports,
+            "pool": config.pool,
+            "auth": bool(credentials),
+            "databases": names,
+            "urls": {**where, "store": redact(where["store"])},
+            "credentials_file": str(config.credentials_file or state / "secrets" / "credentials")
+            if credentials
+            else None,
+            "services": [s.name for s in services],
+            "timings": took,
+        }
         _pool_and_automation(config, info, client_env(config, ports, credentials), headers)
         for service in services[2:]:
             procs.spawn(service, state)
@@ -179,6 +174,52 @@ def up(config: StackConfig) -> dict:
     info["timings"]["total"] = round(time.monotonic() - t0, 1)
     (state / "stack.json").write_text(json.dumps(info, indent=2))
     return info
+
+
+#: How many times `up` starts its servers when a port it chose was taken before the server bound it.
+PORT_TRIES = 3
+
+
+def _start_servers(
+    config: StackConfig, state: Path, credentials: Credentials | None, headers: Mapping[str, str]
+) -> tuple[dict[str, int], dict[str, float]]:
+    """Start the Prefect and MLflow servers at once and wait until both answer; their ports and seconds each took.
+
+    A port left to `up` (0) is one the OS says is free now, and another process may bind it before the server
+    does (seen under the test suite's load: `[Errno 98] ... address already in use`); then both servers start
+    again on new free ports, up to `PORT_TRIES` times. A port given explicitly is never changed.
+
+    Raises:
+        StackError: a given port is taken, or a server did not come up (its log named).
+    """
+    chosen = {"prefect": config.prefect_port, "mlflow": config.mlflow_port}
+    for attempt in itertools.count(1):
+        ports = {name: port or procs.free_port(config.host) for name, port in chosen.items()}
+        for name, port in ports.items():
+            if procs.port_taken(config.host, port):
+                raise StackError(f"port {port} on {config.host} for the {name} server is taken (--{name}-port)")
+        servers = plan(config, ports, credentials)[:2]
+        logs = {s.name: state / "logs" / f"{s.name}.log" for s in servers}
+        seen = {name: log.stat().st_size if log.exists() else 0 for name, log in logs.items()}
+        started = {s.name: (s.health_url, procs.spawn(s, state)) for s in servers}
+        try:
+            return ports, procs.wait_healthy(started, state, headers, config.timeout)
+        except StackError:
+            raced = [
+                name
+                for name, log in logs.items()
+                if not chosen[name.removesuffix("-server")] and _lost_its_port(log, seen[name])
+            ]
+            if not raced or attempt == PORT_TRIES:
+                raise
+            procs.stop(state)
+
+
+def _lost_its_port(log: Path, offset: int) -> bool:
+    """Whether a server's log, from `offset` on, says its port was in use."""
+    with open(log, "rb") as handle:
+        handle.seek(offset)
+        return b"address already in use" in handle.read().lower()
 
 
 def workers_online(info: Mapping, headers: Mapping[str, str]) -> list[str]:
