@@ -536,3 +536,49 @@ def test_write_atomic_on_a_full_disk_names_the_file_and_keeps_the_old_one(
         pricecast.prices.store.write_atomic(target, b"new\n")
     assert raised.value.errno == errno.ENOSPC and isinstance(raised.value, OSError)
     assert target.read_bytes() == b"old\n" and [p.name for p in tmp_path.iterdir()] == ["TATA.csv"]
+
+
+def test_a_dataset_another_run_inserted_at_the_same_moment_is_linked_on_a_second_try(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two machines retraining one ticker against one team server: MLflow looks for the dataset, then inserts it,
+    and the slower insert fails on the key (PostgreSQL's error, as the suite once saw it). The run logs it again
+    and goes on; any other tracking error still fails the run."""
+    from pricecast.prices.sources import load_default
+    from pricecast.stages.split import split_last_days
+
+    config, paths = Config(home=tmp_path), Paths(root=tmp_path)
+    connect.connect(config.tracking, paths)
+    prices = load_default()
+    split = split_last_days(prices.frame.tail(60), 10, "GOOG")
+    log_input, calls = mlflow.log_input, []
+    taken = (
+        'BAD_REQUEST: (psycopg.errors.UniqueViolation) duplicate key value violates unique constraint "dataset_pk"\n'
+        "DETAIL:  Key (experiment_id, name, digest)=(1, GOOG-training, 079081fa) already exists."
+    )
+
+    def first_insert_loses(dataset: object, context: str) -> None:
+        calls.append(context)
+        if len(calls) == 1:
+            with mlflow.start_run(nested=True):  # the other machine's run inserts the dataset first
+                log_input(dataset, context=context)
+            raise mlflow.MlflowException(taken)
+        log_input(dataset, context=context)
+
+    monkeypatch.setattr(mlflow, "log_input", first_insert_loses)
+    with runs.training_run(config, prices, split, None):
+        run_id = mlflow.active_run().info.run_id
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and calls == ["training", "training", "testing"]
+    assert sorted(i.dataset.name for i in run.inputs.dataset_inputs) == ["GOOG-testing", "GOOG-training"]
+
+    def unreachable(dataset: object, context: str) -> None:
+        raise mlflow.MlflowException("API request to endpoint /api/2.0/mlflow/runs/log-inputs failed")
+
+    monkeypatch.setattr(mlflow, "log_input", unreachable)
+    with (
+        pytest.raises(mlflow.MlflowException, match="log-inputs failed"),
+        runs.training_run(config, prices, split, None),
+    ):
+        pass
