@@ -204,21 +204,17 @@ def describe_run(config: Config, prices: PriceFile, split: Split, flow_run_id: s
         log_input(dataset, context)
 
 
-#: What a tracking store says when another run inserted the same dataset first: PostgreSQL's key, SQLite's.
-_DATASET_TAKEN = ('"dataset_pk"', "UNIQUE constraint failed: datasets.")
-
-
 def log_input(dataset: mlflow.data.Dataset, context: str) -> None:
     """`mlflow.log_input`, tried once more when another run logged the same dataset at the same moment.
 
-    MLflow's store looks for the dataset, then inserts it: two runs at once can both insert, and the second
-    gets a unique-key error (seen with two machines retraining one ticker against one team server). Tried
-    again, it finds the dataset and links it to the run.
+    MLflow's store looks for the dataset, then inserts it: of two runs at once, the second can fail on the key
+    (PostgreSQL's `dataset_pk`, SQLite's UNIQUE constraint; seen with two machines retraining one ticker on one
+    team server). Tried again, it finds the dataset and links it to the run.
     """
     try:
         mlflow.log_input(dataset, context=context)
     except mlflow.MlflowException as error:
-        if not any(text in str(error) for text in _DATASET_TAKEN):
+        if '"dataset_pk"' not in str(error) and "UNIQUE constraint failed: datasets." not in str(error):
             raise
         mlflow.log_input(dataset, context=context)
 
