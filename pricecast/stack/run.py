@@ -146,6 +146,7 @@ def up(config: StackConfig) -> dict:
     credentials = _credentials(config, state / "secrets")
     headers = credentials.header() if credentials else {}
     state.mkdir(parents=True, exist_ok=True)
+    secrets_file = str(config.credentials_file or state / "secrets" / "credentials") if credentials else None
     try:
         ports, took = _start_servers(config, state, credentials, headers)
         services = plan(config, ports, credentials)
@@ -158,9 +159,7 @@ def up(config: StackConfig) -> dict:
             "auth": bool(credentials),
             "databases": names,
             "urls": {**where, "store": redact(where["store"])},
-            "credentials_file": str(config.credentials_file or state / "secrets" / "credentials")
-            if credentials
-            else None,
+            "credentials_file": secrets_file,
             "services": [s.name for s in services],
             "timings": took,
         }
@@ -198,18 +197,14 @@ def _start_servers(
         for name, port in ports.items():
             if procs.port_taken(config.host, port):
                 raise StackError(f"port {port} on {config.host} for the {name} server is taken (--{name}-port)")
-        servers = plan(config, ports, credentials)[:2]
-        logs = {s.name: state / "logs" / f"{s.name}.log" for s in servers}
-        seen = {name: log.stat().st_size if log.exists() else 0 for name, log in logs.items()}
-        started = {s.name: (s.health_url, procs.spawn(s, state)) for s in servers}
+        servers = dict(zip(chosen, plan(config, ports, credentials)[:2], strict=True))  # prefect, mlflow
+        logs = {key: state / "logs" / f"{s.name}.log" for key, s in servers.items()}
+        seen = {key: log.stat().st_size if log.exists() else 0 for key, log in logs.items()}
+        started = {s.name: (s.health_url, procs.spawn(s, state)) for s in servers.values()}
         try:
             return ports, procs.wait_healthy(started, state, headers, config.timeout)
         except StackError:
-            raced = [
-                name
-                for name, log in logs.items()
-                if not chosen[name.removesuffix("-server")] and _lost_its_port(log, seen[name])
-            ]
+            raced = [key for key, log in logs.items() if not chosen[key] and _lost_its_port(log, seen[key])]
             if not raced or attempt == PORT_TRIES:
                 raise
             procs.stop(state)
