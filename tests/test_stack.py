@@ -92,9 +92,9 @@ def test_up_starts_its_servers_again_on_new_ports_when_a_port_it_chose_is_taken_
 
     def servers(config: StackConfig, ports: dict[str, int], credentials: Credentials | None) -> list[Service]:
         www = ["--bind", "127.0.0.1", "--directory", str(tmp_path / "www")]
+        argv = {k: [sys.executable, "-m", "http.server", str(port), *www] for k, port in ports.items()}
         return [
-            Service(f"{k}-server", [sys.executable, "-m", "http.server", str(ports[k]), *www], {}, f"{url}/health")
-            for k, url in ((k, f"http://127.0.0.1:{ports[k]}") for k in ("prefect", "mlflow"))
+            Service(f"{k}-server", argv[k], {}, f"http://127.0.0.1:{ports[k]}/health") for k in ("prefect", "mlflow")
         ]
 
     monkeypatch.setattr(run, "plan", servers)
