@@ -115,8 +115,8 @@ def _epoch_data(
     """What `fit(x, y, batch_size, validation_split, shuffle=True)` feeds, made once instead of every epoch.
 
     Keras splits off the last `validation_split` of the windows, then, each epoch, makes a new iterator over
-    its shuffled batches and another over the validation batches: about 14 ms each (measured), and
-    more than half of a small fit's time (a profile of the retrain tests). With a seed, that shuffle is
+    its shuffled batches and another over the validation batches: more than half of a small fit's time (a
+    profile of the retrain tests; `bench/fit_speed.py` compares the two). With a seed, that shuffle is
     the same permutation every epoch, so the batches of its first pass, kept and repeated, are the same
     batches in the same order: the same weights and losses (tests/test_model.py compares with `fit(x, y)`).
     The validation batches, in order, come from a plain dataset whose iterator costs under a millisecond.
