@@ -116,6 +116,7 @@ def test_a_version_registered_before_representations_still_loads_and_forecasts(t
             model_config={"lookback": 60, "target": "open"},
             artifacts={"network": str(folder / "network.keras"), "scaler": str(folder / "scaler.joblib")},
             signature=infer_signature(example, output[["date", "forecast"]], params={"horizon": 1}),
+            pip_requirements=["mlflow"],  # not inferred: MLflow would load the model in a process of its own (~10 s)
         )
     old = mlflow.pyfunc.load_model(info.model_uri).predict(model_input(history, "open", 60), params={"horizon": 2})
     new = registry.load_forecaster(trained["record"].model_name, trained["record"].version)

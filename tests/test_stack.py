@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from pricecast.stack import procs, run
-from pricecast.stack.plan import Credentials, StackConfig, plan, read_credentials, write_private
+from pricecast.stack.plan import Credentials, Service, StackConfig, plan, read_credentials, write_private
 from tests.team import PRICECAST, ROOT, TINY, Stack, running_stack, wait_for
 
 # --- pure: no server ----------------------------------------------------------------------------
@@ -123,6 +123,31 @@ def test_down_never_signals_a_recycled_pid(tmp_path: Path) -> None:
     finally:
         other.kill()
         other.wait()
+
+
+def test_down_stops_the_servers_only_once_the_workers_have_gone(tmp_path: Path) -> None:
+    """A worker still talks to the Prefect server while it stops: the server must outlive it."""
+    server = procs.spawn(
+        Service("prefect-server", [sys.executable, "-c", "import time; time.sleep(120)"], {}), tmp_path
+    )
+    on_term = (
+        "import signal, sys, time\n"
+        "def stop(*_):\n"
+        "    time.sleep(1)  # a last request to the server\n"
+        f"    state = open('/proc/{server}/stat').read().rsplit(')', 1)[1].split()[0]\n"
+        f"    open({str(tmp_path / 'seen')!r}, 'w').write(state)\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        f"open({str(tmp_path / 'ready')!r}, 'w').close()\n"
+        "time.sleep(120)\n"
+    )
+    procs.spawn(Service("worker-1", [sys.executable, "-c", on_term], {}), tmp_path)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert procs.stop(tmp_path) == {"worker-1": "stopped", "prefect-server": "stopped"}
+    assert (tmp_path / "seen").read_text() in ("S", "R")  # the server still ran when the worker left it
+    assert procs.start_time(server) is None
 
 
 def test_down_kills_a_descendant_that_outlives_its_service_and_returns_once_it_has_gone(tmp_path: Path) -> None:

@@ -101,16 +101,27 @@ def _signal(pids: Iterable[int], sig: int) -> None:
 
 def stop(state_dir: Path, timeout: float = 20.0, names: Iterable[str] | None = None, sig: int = signal.SIGTERM) -> dict:
     """Stop what `up` started (or the services `names`): `sig` to each group and its descendants, SIGKILL
-    after `timeout`. Workers go first (they may be running flows), servers last. Returns what happened once
-    every process signalled has gone.
+    after `timeout`. The workers first, and only once they have gone the servers: a worker stopping
+    still talks to the Prefect server (its flow runs' last states and logs), and against a server that
+    is gone it retries for a minute. Returns what happened once every process signalled has gone.
 
     The processes are those of each group when it is signalled (a descendant whose parent dies moves to
     init and out of the tree), and those it has when it is killed.
     """
     found = {n: v for n, v in recorded(state_dir).items() if names is None or n in names}
+    workers = [n for n in found if n.startswith("worker")]
+    result = {}
+    for phase in (workers, [n for n in found if n not in workers]):
+        result |= _stop_together({n: found[n] for n in phase}, timeout, sig)
+    for name in found:
+        (Path(state_dir) / "pids" / f"{name}.pid").unlink(missing_ok=True)
+    return result
+
+
+def _stop_together(found: Mapping[str, tuple[int, bool]], timeout: float, sig: int) -> dict:
+    """`sig` to every group at once, SIGKILL to what is left after `timeout`; returns once all have gone."""
     result, live = {}, {}
-    for name in sorted(found, key=lambda n: (not n.startswith("worker"), n)):
-        pid, alive = found[name]
+    for name, (pid, alive) in found.items():
         if alive:
             live[name] = group_pids(pid)
             _signal(live[name], sig)
@@ -121,8 +132,6 @@ def stop(state_dir: Path, timeout: float = 20.0, names: Iterable[str] | None = N
         _signal(pids, signal.SIGKILL)
         result[name] = "killed"
     _wait_gone(live, 10)  # a killed process takes a moment to go (a large one frees its memory first)
-    for name in found:
-        (Path(state_dir) / "pids" / f"{name}.pid").unlink(missing_ok=True)
     return result
 
 
