@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import itertools
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from pricecast.config import Paths, go_offline
 from pricecast.errors import StackError
-from pricecast.stack.procs import free_port, start_time
+from pricecast.stack.procs import PORT_TRIES, free_port, lost_its_port, start_time
 
 
 def warm_socket(home: Path) -> Path:
@@ -99,17 +100,21 @@ class LocalServer:
                 self._wait_warm(self._start_warm(running))
             return running
         self.folder.mkdir(parents=True, exist_ok=True)
-        port = port or free_port()
-        url = f"http://127.0.0.1:{port}/api"
-        _stop_group(self.warm_pid, timeout=10)
-        warm = self._start_warm(url)  # its imports overlap the server's start
         env = {**os.environ, "PREFECT_HOME": str(self.folder)}
         env.pop("PREFECT_API_URL", None)
-        try:
-            server = start(port, env, log=self.log)
-        except RuntimeError:
+        for attempt in itertools.count(1):  # a port chosen free may be bound by another process first: choose again
+            chosen = port or free_port()
+            url = f"http://127.0.0.1:{chosen}/api"
             _stop_group(self.warm_pid, timeout=10)
-            raise
+            warm = self._start_warm(url)  # its imports overlap the server's start
+            seen = self.log.stat().st_size if self.log.exists() else 0
+            try:
+                server = start(chosen, env, log=self.log)
+                break
+            except RuntimeError:
+                _stop_group(self.warm_pid, timeout=10)
+                if port or attempt == PORT_TRIES or not lost_its_port(self.log, seen):
+                    raise
         self.pid_file.write_text(f"{server.pid}\n")
         self.url_file.write_text(f"{url}\n")
         self._wait_warm(warm)

@@ -410,3 +410,43 @@ def _alive(pid: int) -> bool:
         return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
+
+
+def test_server_start_chooses_another_port_when_the_one_it_chose_is_taken_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A port chosen free can be bound by another process before the server binds it: `server start` starts
+    it again on another. A port given is never changed. Real processes, Python's http.server in place of
+    Prefect's server (the same bind error) and a warm process that exits at once (commands then run themselves)."""
+    from pricecast import prefect_server
+    from pricecast.config import Paths
+
+    (tmp_path / "www" / "api").mkdir(parents=True)
+    (tmp_path / "www" / "api" / "health").write_text("true")
+    fake = tmp_path / "python"  # `python -m prefect server start ... --port N` serves www; anything else exits
+    fake.write_text(
+        f"#!{sys.executable}\nimport os, sys\n"
+        "if sys.argv[1:4] == ['-m', 'prefect', 'server']:\n"
+        "    port = sys.argv[sys.argv.index('--port') + 1]\n"
+        f"    os.execv({sys.executable!r}, [{sys.executable!r}, '-m', 'http.server', port, '--bind', '127.0.0.1', "
+        f"'--directory', {str(tmp_path / 'www')!r}])\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    holder = socket.socket()  # bound, not listening: the OS will not hand it out, a server cannot bind it
+    holder.bind(("127.0.0.1", 0))
+    taken = holder.getsockname()[1]
+    chosen = iter([taken, free_port()])
+    monkeypatch.setattr(prefect_server, "free_port", lambda: next(chosen))
+    server = prefect_server.LocalServer(Paths(root=tmp_path / "home"))
+    try:
+        url = server.start()
+        assert f":{taken}/" not in url and server.url() == url
+        assert "address already in use" in server.log.read_text().lower()
+        assert server.stop()
+        with pytest.raises(RuntimeError, match=f"is port {taken} taken"):
+            server.start(taken)
+        assert not server.url()
+    finally:
+        server.stop()
+        holder.close()

@@ -205,3 +205,14 @@ def port_taken(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex((host, port)) == 0
+
+
+#: How many times a server is started when a port chosen free for it was bound by another process first.
+PORT_TRIES = 3
+
+
+def lost_its_port(log: Path, offset: int) -> bool:
+    """Whether a server's log, from `offset` on, says its port was in use (`[Errno 98] ... address already in use`)."""
+    with open(log, "rb") as handle:
+        handle.seek(offset)
+        return b"address already in use" in handle.read().lower()

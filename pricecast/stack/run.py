@@ -175,10 +175,6 @@ def up(config: StackConfig) -> dict:
     return info
 
 
-#: How many times `up` starts its servers when a port it chose was taken before the server bound it.
-PORT_TRIES = 3
-
-
 def _start_servers(
     config: StackConfig, state: Path, credentials: Credentials | None, headers: Mapping[str, str]
 ) -> tuple[dict[str, int], dict[str, float]]:
@@ -186,7 +182,7 @@ def _start_servers(
 
     A port left to `up` (0) is one the OS says is free now, and another process may bind it before the server
     does (seen under the test suite's load: `[Errno 98] ... address already in use`); then both servers start
-    again on new free ports, up to `PORT_TRIES` times. A port given explicitly is never changed.
+    again on new free ports, up to `procs.PORT_TRIES` times. A port given explicitly is never changed.
 
     Raises:
         StackError: a given port is taken, or a server did not come up (its log named).
@@ -204,17 +200,10 @@ def _start_servers(
         try:
             return ports, procs.wait_healthy(started, state, headers, config.timeout)
         except StackError:
-            raced = [key for key, log in logs.items() if not chosen[key] and _lost_its_port(log, seen[key])]
-            if not raced or attempt == PORT_TRIES:
+            raced = [key for key, log in logs.items() if not chosen[key] and procs.lost_its_port(log, seen[key])]
+            if not raced or attempt == procs.PORT_TRIES:
                 raise
             procs.stop(state)
-
-
-def _lost_its_port(log: Path, offset: int) -> bool:
-    """Whether a server's log, from `offset` on, says its port was in use."""
-    with open(log, "rb") as handle:
-        handle.seek(offset)
-        return b"address already in use" in handle.read().lower()
 
 
 def workers_online(info: Mapping, headers: Mapping[str, str]) -> list[str]:
