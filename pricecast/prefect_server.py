@@ -49,7 +49,7 @@ def start(port: int, env: dict[str, str], log: Path | None = None, timeout: floa
     With a `log`, the server writes there and runs in a session of its own (it outlives this process).
 
     Raises:
-        RuntimeError: the server exited (is the port taken?) or did not answer within `timeout`.
+        StackError: the server exited (is the port taken?) or did not answer within `timeout`; names its log.
     """
     url = f"http://127.0.0.1:{port}/api"
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
@@ -65,15 +65,15 @@ def start(port: int, env: dict[str, str], log: Path | None = None, timeout: floa
     finally:
         if output:
             output.close()
-    deadline = time.monotonic() + timeout
+    deadline, where = time.monotonic() + timeout, f" (log {log})" if log else ""
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"prefect server exited with code {server.returncode} (is port {port} taken?)")
+            raise StackError(f"the Prefect server exited with code {server.returncode}: is port {port} taken?{where}")
         if answers(url, timeout=2):
             return server
         time.sleep(0.5)
     server.terminate()
-    raise RuntimeError(f"prefect server did not answer at {url} within {timeout:.0f} s")
+    raise StackError(f"the Prefect server did not answer at {url} within {timeout:.0f} s{where}")
 
 
 class LocalServer:
@@ -111,7 +111,7 @@ class LocalServer:
             try:
                 server = start(chosen, env, log=self.log)
                 break
-            except RuntimeError:
+            except StackError:
                 _stop_group(self.warm_pid, timeout=10)
                 if port or attempt == PORT_TRIES or not lost_its_port(self.log, seen):
                     raise

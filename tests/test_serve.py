@@ -420,6 +420,7 @@ def test_server_start_chooses_another_port_when_the_one_it_chose_is_taken_first(
     Prefect's server (the same bind error) and a warm process that exits at once (commands then run themselves)."""
     from pricecast import prefect_server
     from pricecast.config import Paths
+    from pricecast.errors import StackError
 
     (tmp_path / "www" / "api").mkdir(parents=True)
     (tmp_path / "www" / "api" / "health").write_text("true")
@@ -444,7 +445,7 @@ def test_server_start_chooses_another_port_when_the_one_it_chose_is_taken_first(
         assert f":{taken}/" not in url and server.url() == url
         assert "address already in use" in server.log.read_text().lower()
         assert server.stop()
-        with pytest.raises(RuntimeError, match=f"is port {taken} taken"):
+        with pytest.raises(StackError, match=f"exited with code 1: is port {taken} taken.* \\(log {server.log}\\)"):
             server.start(taken)
         assert not server.url()
     finally:
