@@ -4,6 +4,7 @@ own that are dropped when the module is done, and what a client needs to use it.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -56,6 +57,10 @@ class Stack:
         return "\n".join(f"== {p.name}\n{p.read_text()[-3000:]}" for p in sorted((self.state / "logs").glob("*.log")))
 
 
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @contextmanager
 def running_stack(pg_url: str, base: Path, workers: int) -> Iterator[Stack]:
     """`stack up` with `workers` pool workers under `base`; stopped and its databases dropped on exit."""
@@ -66,7 +71,15 @@ def running_stack(pg_url: str, base: Path, workers: int) -> Iterator[Stack]:
     args = ["stack", "up", "--state-dir", str(state), "--pg-url", pg_url, "--prefix", prefix, "--auth"]
     args += ["--mlflow-port", "0", "--workers", str(workers)]
     try:
-        out = subprocess.run([*PRICECAST, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=400)
+        out = subprocess.run(  # as from a background job (SIGINT ignored), whichever way the suite was started
+            [*PRICECAST, *args],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=400,
+            preexec_fn=ignore_sigint,
+        )
         assert out.returncode == 0, out.stdout + out.stderr
         print("\n" + out.stdout)
         credentials = read_credentials(state / "secrets" / "credentials", {})

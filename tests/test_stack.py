@@ -150,6 +150,22 @@ def test_down_stops_the_servers_only_once_the_workers_have_gone(tmp_path: Path) 
     assert procs.start_time(server) is None
 
 
+def test_a_service_started_from_a_background_job_gets_sigint_back(tmp_path: Path) -> None:
+    """A background job ignores SIGINT and its children inherit that; Prefect's worker stops on SIGTERM by sending
+    itself SIGINT, so ignored it never stopped (`stack down` killed it a minute later)."""
+    seen = tmp_path / "seen"
+    report = f"import signal; open({str(seen)!r}, 'w').write(repr(signal.getsignal(signal.SIGINT)))"
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pid = procs.spawn(Service("worker-1", [sys.executable, "-c", report], {}), tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    deadline = time.monotonic() + 30
+    while procs.start_time(pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert seen.read_text() == "<built-in function default_int_handler>"
+
+
 def test_down_kills_a_descendant_that_outlives_its_service_and_returns_once_it_has_gone(tmp_path: Path) -> None:
     """A service that stops on SIGTERM but leaves a descendant of its own session that ignores it (as a flow
     run's process can): the descendant moves to init, out of the service's tree, and is killed all the same."""
@@ -427,10 +443,7 @@ def test_stack_down_leaves_no_process(stack: Stack) -> None:
     out = stack.cli("stack", "down", "--state-dir", str(stack.state))
     print(f"stack down: {time.monotonic() - t0:.1f} s, {out.stdout}")
     stopped = json.loads(out.stdout) if out.returncode == 0 else {}
-    servers = {name: how for name, how in stopped.items() if not name.startswith("worker")}
-    assert servers == {"prefect-server": "stopped", "mlflow-server": "stopped"}, out.stdout + out.stderr
-    # Every service is accounted for. A worker is SIGKILLed only if it has not stopped a minute after
-    # SIGTERM (seen under the full suite's load); either way nothing of the stack may be left.
-    assert set(stopped) == set(recorded), out.stdout
+    # Every service stopped on SIGTERM, the workers too, though `stack up` ran with SIGINT ignored (tests/team.py)
+    assert stopped == dict.fromkeys(recorded, "stopped"), out.stdout + out.stderr
     assert not [p for p in members if procs.start_time(p) is not None]
     assert procs.recorded(stack.state) == {}

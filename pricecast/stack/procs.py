@@ -77,9 +77,17 @@ def spawn(service: Service, state_dir: Path, inherit: Mapping[str, str] = os.env
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_default_sigint,
         )
     (pids / f"{service.name}.pid").write_text(f"{proc.pid} {start_time(proc.pid)}\n")
     return proc.pid
+
+
+def _default_sigint() -> None:
+    """In the child, before it runs: Ctrl+C's default back. A background job (`make stack &`, nohup, a CI step)
+    starts with SIGINT ignored and its children inherit that; Prefect's worker stops on SIGTERM by sending
+    itself SIGINT, so with SIGINT ignored it never stopped and `down` killed it a minute later."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def recorded(state_dir: Path) -> dict[str, tuple[int, bool]]:
