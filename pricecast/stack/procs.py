@@ -109,9 +109,9 @@ def _signal(pids: Iterable[int], sig: int) -> None:
 
 def stop(state_dir: Path, timeout: float = 20.0, names: Iterable[str] | None = None, sig: int = signal.SIGTERM) -> dict:
     """Stop what `up` started (or the services `names`): `sig` to each group and its descendants, SIGKILL
-    after `timeout`. The workers first, and only once they have gone the servers: a worker stopping
-    still talks to the Prefect server (its flow runs' last states and logs), and against a server that
-    is gone it retries for a minute. Returns what happened once every process signalled has gone.
+    after `timeout`. The workers first, and only once they have gone the servers: a worker and its flow
+    runs, stopping, still send the Prefect server their last states and logs. Returns what happened once
+    every process signalled has gone.
 
     The processes are those of each group when it is signalled (a descendant whose parent dies moves to
     init and out of the tree), and those it has when it is killed.
