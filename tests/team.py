@@ -90,10 +90,11 @@ def running_stack(pg_url: str, base: Path, workers: int) -> Iterator[Stack]:
         drop_prefixed(pg_url, prefix)
 
 
-def wait_for(check, timeout: float, what: str, stack: Stack):  # noqa: ANN001, ANN202
+def wait_for(check, timeout: float, what: str, stack: Stack | None = None):  # noqa: ANN001, ANN202
+    """`check()`'s first true result, tried every second; fails saying `what` (and the stack's logs) at `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if result := check():
             return result
         time.sleep(1)
-    pytest.fail(f"{what} within {timeout:g} s\n{stack.logs()}")
+    pytest.fail(f"{what} within {timeout:g} s\n{stack.logs() if stack else ''}")

@@ -142,9 +142,7 @@ def test_down_stops_the_servers_only_once_the_workers_have_gone(tmp_path: Path) 
         "time.sleep(120)\n"
     )
     procs.spawn(Service("worker-1", [sys.executable, "-c", on_term], {}), tmp_path)
-    deadline = time.monotonic() + 30
-    while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for((tmp_path / "ready").exists, 30, "the worker did not start")
     assert procs.stop(tmp_path) == {"worker-1": "stopped", "prefect-server": "stopped"}
     assert (tmp_path / "seen").read_text() in ("S", "R")  # the server still ran when the worker left it
     assert procs.start_time(server) is None
@@ -160,9 +158,7 @@ def test_a_service_started_from_a_background_job_gets_sigint_back(tmp_path: Path
         pid = procs.spawn(Service("worker-1", [sys.executable, "-c", report], {}), tmp_path)
     finally:
         signal.signal(signal.SIGINT, previous)
-    deadline = time.monotonic() + 30
-    while procs.start_time(pid) is not None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: procs.start_time(pid) is None, 30, "the service did not exit")
     assert seen.read_text() == "<built-in function default_int_handler>"
 
 
