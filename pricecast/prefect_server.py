@@ -25,6 +25,7 @@ from pathlib import Path
 from pricecast.config import Paths, go_offline
 from pricecast.errors import StackError
 from pricecast.stack.procs import PORT_TRIES, free_port, lost_its_port, start_time
+from pricecast.templates import PREFECT_DATABASE_SETTINGS, new_prefect_database
 
 
 def warm_socket(home: Path) -> Path:
@@ -77,7 +78,10 @@ def start(port: int, env: dict[str, str], log: Path | None = None, timeout: floa
 
 
 class LocalServer:
-    """The long-lived Prefect server of one home: `<home>/prefect/` holds its database, pid, address and log."""
+    """The long-lived Prefect server of one home: `<home>/prefect/` holds its database, pid, address and log.
+
+    A new home's database is a copy of an empty one (`new_prefect_database`), unless the environment names another.
+    """
 
     def __init__(self, paths: Paths) -> None:
         self.home, self.folder = paths.root, paths.root / "prefect"
@@ -107,6 +111,9 @@ class LocalServer:
             url = f"http://127.0.0.1:{chosen}/api"
             _stop_group(self.warm_pid, timeout=10)
             warm = self._start_warm(url)  # its imports overlap the server's start
+            database = self.folder / "prefect.db"
+            if not database.exists() and not any(env.get(name) for name in PREFECT_DATABASE_SETTINGS):
+                new_prefect_database(database)
             seen = self.log.stat().st_size if self.log.exists() else 0
             try:
                 server = start(chosen, env, log=self.log)

@@ -64,11 +64,13 @@ def shared_prefect_server(folder: Path) -> str:
     import prefect
 
     from pricecast.stack.procs import free_port
+    from pricecast.templates import new_prefect_database
 
     with open(folder / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (folder / "url").exists():
             return (folder / "url").read_text()
+        new_prefect_database(folder / "prefect.db")  # as a home's long-lived server: no migrations to run
         port = free_port()
         env = os.environ | {
             "PREFECT_HOME": str(folder / "home"),
@@ -100,15 +102,17 @@ def shared_prefect_server(folder: Path) -> str:
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """One Prefect server for the whole run, every worker's flow tests against it."""
+    """One Prefect server for the whole run, every worker's flow tests against it; flows beat no heartbeats,
+    as in the flows a command runs (each flow's end would wait for the heartbeat thread's one-second sleep)."""
     from prefect.context import _temporary_global_settings_context, get_settings_context
     from prefect.logging.handlers import APILogWorker
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     url = shared_prefect_server(Path(os.environ[SHARED_PREFECT]))
     # As `prefect_test_harness` does: contexts copied before this one (Prefect's own threads) see it too, or
     # they start a temporary server of their own.
-    with temporary_settings({PREFECT_API_URL: url}), _temporary_global_settings_context(get_settings_context()):
+    settings = {PREFECT_API_URL: url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    with temporary_settings(settings), _temporary_global_settings_context(get_settings_context()):
         yield
         APILogWorker.drain_all(timeout=30)  # the last flow logs reach the server before it stops
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +21,7 @@ import pytest
 
 from pricecast.prefect_server import answers, warm_socket
 from pricecast.stack.procs import start_time
+from pricecast.templates import cache_folder, new_prefect_database
 
 pytestmark = pytest.mark.slow
 PRICECAST = [sys.executable, "-m", "pricecast.cli"]
@@ -193,7 +198,7 @@ def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_hom
     terminal; bad input there is still one line and exit 2; SIGTERM and Ctrl+C reach the command (one line, 143
     and 130) and a killed caller stops it; another interpreter's or other settings' command runs itself; a
     changed module restarts the warm process; `stop` ends both."""
-    env = no_server_env()
+    env = no_server_env() | {"XDG_CACHE_HOME": str(marked_cache(tmp_path))}
     home = tmp_path / "home"
     data = first_150_days(tmp_path, shared_data)
     train = ["train", "--data", str(data), "--ticker", "TATA", "--lookback", "5"]
@@ -211,6 +216,8 @@ def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_hom
     started = pricecast("server", "start")
     assert started.returncode == 0, started.stderr[-3000:]
     try:
+        # Its new database began as a copy of the empty one made once per Prefect version (marked here).
+        assert "pricecast_test_marker" in tables(home / "prefect" / "prefect.db")
         url = started.stdout.split("PREFECT_API_URL=")[1].split()[0]
         status = pricecast("server", "status").stdout
         assert status.startswith(f"Prefect server running on {url}") and "Warm process" in status, status
@@ -331,6 +338,24 @@ def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_hom
     assert start_time(warm_pid) is None and not warm_socket(home).exists()  # the warm process ended too
     status = pricecast("server", "status")
     assert (status.returncode, status.stdout) == (3, "No Prefect server is running\n")
+
+
+def tables(database: Path) -> list[str]:
+    with closing(sqlite3.connect(database)) as db:
+        return [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+
+
+def marked_cache(tmp_path: Path) -> Path:
+    """A cache folder (XDG_CACHE_HOME) whose empty Prefect database has one table more than Prefect's."""
+    cache = tmp_path / "cache" / "pricecast"
+    cache.mkdir(parents=True)
+    for made in cache_folder().glob("mlflow-*-empty.db"):  # not made again
+        shutil.copyfile(made, cache / made.name)
+    template = cache / f"prefect-{importlib.metadata.version('prefect')}-empty.db"
+    new_prefect_database(template)  # a copy of this machine's, made first if it is not there yet
+    with closing(sqlite3.connect(template)) as db:
+        db.execute("CREATE TABLE pricecast_test_marker (x INTEGER)")
+    return cache.parent
 
 
 def no_server_env() -> dict[str, str]:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import sqlite3
-import tempfile
 import urllib.error
 import urllib.request
 from contextlib import closing, nullcontext
@@ -19,6 +17,7 @@ from pricecast.config import Paths, TrackingConfig
 from pricecast.errors import TrackingError
 from pricecast.interrupts import held_signals
 from pricecast.prices.store import folder_lock
+from pricecast.templates import copy_template
 from pricecast.tracking.runs import reconcile_dead_runs
 
 #: Stores this process has connected to and reconciled.
@@ -72,16 +71,11 @@ def new_database(database: Path, default_artifacts: str) -> None:
     Creating the tables runs MLflow's migrations, 3-9 s on 2 cores; a copy takes milliseconds.
     The copy's Default experiment is pointed at this home's artifact folder.
     """
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pricecast"
-    template = cache / f"mlflow-{mlflow.__version__}-empty.db"
-    if not template.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        fd, made = tempfile.mkstemp(dir=cache, suffix=".db")
-        os.close(fd)
-        os.unlink(made)  # MLflow creates it: an empty file is not a database to it
-        MlflowClient(tracking_uri=f"sqlite:///{made}").search_experiments()  # runs the migrations
-        os.replace(made, template)  # whole or absent, even with several processes at it
-    shutil.copyfile(template, database)
+
+    def migrate(path: Path) -> None:
+        MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()  # runs the migrations
+
+    copy_template(f"mlflow-{mlflow.__version__}-empty.db", migrate, database)
     with closing(sqlite3.connect(database)) as db, db:
         db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (default_artifacts,))
 
