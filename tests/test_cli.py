@@ -150,7 +150,7 @@ def test_flows_a_command_runs_beat_no_heartbeats_unless_the_environment_asks(
     env: str | None, beats: int | None, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only the team stack's crash automation reads heartbeats; elsewhere each flow's end would wait for one."""
-    from prefect.settings import get_current_settings
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
 
     from pricecast.cli.evaluation import servers_ready
 
@@ -158,9 +158,12 @@ def test_flows_a_command_runs_beat_no_heartbeats_unless_the_environment_asks(
         monkeypatch.delenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", raising=False)
     else:
         monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", env)
-    with servers_ready(config_from("--home", str(home))):
-        assert get_current_settings().flows.heartbeat_frequency == beats
-    assert get_current_settings().flows.heartbeat_frequency is not None  # Prefect's own setting again after
+    # As in a command's new process, which reads the setting from its environment (the session's harness sets it)
+    beat = PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+    with temporary_settings(**({"updates": {beat: int(env)}} if env else {"restore_defaults": {beat}})):
+        with servers_ready(config_from("--home", str(home))):
+            assert get_current_settings().flows.heartbeat_frequency == beats
+        assert get_current_settings().flows.heartbeat_frequency is not None  # Prefect's own setting again after
 
 
 def test_a_clean_up_that_fails_while_stopping_on_a_signal_is_still_that_stop() -> None:
