@@ -25,7 +25,7 @@ from pathlib import Path
 from pricecast.config import Paths, go_offline
 from pricecast.errors import StackError
 from pricecast.stack.procs import PORT_TRIES, free_port, lost_its_port, start_time
-from pricecast.templates import PREFECT_DATABASE_SETTINGS, new_prefect_database
+from pricecast.templates import default_prefect_database, new_prefect_database
 
 
 def warm_socket(home: Path) -> Path:
@@ -48,10 +48,15 @@ def start(port: int, env: dict[str, str], log: Path | None = None, timeout: floa
     """Start `prefect server start` on 127.0.0.1:`port` and wait until its API answers.
 
     With a `log`, the server writes there and runs in a session of its own (it outlives this process).
+    A new default database (`$PREFECT_HOME/prefect.db`) is a copy of an empty one (`new_prefect_database`).
 
     Raises:
         StackError: the server exited (is the port taken?) or did not answer within `timeout`; names its log.
     """
+    database = default_prefect_database(env)
+    if database and not database.exists():
+        database.parent.mkdir(parents=True, exist_ok=True)
+        new_prefect_database(database)
     url = f"http://127.0.0.1:{port}/api"
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     output = open(log, "ab") if log else None  # noqa: SIM115 - handed to the child, closed below
@@ -78,10 +83,7 @@ def start(port: int, env: dict[str, str], log: Path | None = None, timeout: floa
 
 
 class LocalServer:
-    """The long-lived Prefect server of one home: `<home>/prefect/` holds its database, pid, address and log.
-
-    A new home's database is a copy of an empty one (`new_prefect_database`), unless the environment names another.
-    """
+    """The long-lived Prefect server of one home: `<home>/prefect/` holds its database, pid, address and log."""
 
     def __init__(self, paths: Paths) -> None:
         self.home, self.folder = paths.root, paths.root / "prefect"
@@ -111,9 +113,6 @@ class LocalServer:
             url = f"http://127.0.0.1:{chosen}/api"
             _stop_group(self.warm_pid, timeout=10)
             warm = self._start_warm(url)  # its imports overlap the server's start
-            database = self.folder / "prefect.db"
-            if not database.exists() and not any(env.get(name) for name in PREFECT_DATABASE_SETTINGS):
-                new_prefect_database(database)
             seen = self.log.stat().st_size if self.log.exists() else 0
             try:
                 server = start(chosen, env, log=self.log)

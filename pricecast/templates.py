@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pricecast.config import go_offline
@@ -45,6 +45,25 @@ def copy_template(name: str, make: Callable[[Path], None], destination: Path) ->
         finally:
             Path(made).unlink(missing_ok=True)
     shutil.copyfile(template, destination)
+
+
+def default_prefect_database(env: Mapping[str, str]) -> Path | None:
+    """The SQLite file a Prefect server started with `env` uses, `$PREFECT_HOME/prefect.db`; None when a
+    setting may name another database (the environment, the profiles, a prefect.toml or .env here)."""
+    if any(env.get(name) for name in PREFECT_DATABASE_SETTINGS):
+        return None
+    home = Path(env.get("PREFECT_HOME") or "~/.prefect").expanduser()
+    profiles = Path(env.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    for settings, section in (
+        (profiles, ""),
+        (Path("prefect.toml"), ""),
+        (Path(".env"), ""),
+        (Path("pyproject.toml"), "tool.prefect"),
+    ):
+        text = settings.read_text(errors="replace").lower() if settings.is_file() else ""
+        if "database" in text and section in text:
+            return None
+    return home / "prefect.db"
 
 
 def new_prefect_database(database: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pricecast.templates import cache_folder, copy_template
+from pricecast.templates import cache_folder, copy_template, default_prefect_database
 
 
 @pytest.fixture
@@ -37,3 +37,25 @@ def test_a_failed_make_leaves_no_template_and_no_part(cache: Path, tmp_path: Pat
     with pytest.raises(OSError, match="migrations broke"):
         copy_template("x.db", fail, tmp_path / "a.db")
     assert list(cache.iterdir()) == [] and not (tmp_path / "a.db").exists()
+
+
+def test_the_default_prefect_database_unless_a_setting_may_name_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "prefect"
+    env = {"PREFECT_HOME": str(home)}
+    assert default_prefect_database(env) == home / "prefect.db"
+    assert default_prefect_database(env | {"PREFECT_API_DATABASE_CONNECTION_URL": "postgresql://x/y"}) is None
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "database-tools"\n')  # not Prefect's settings
+    assert default_prefect_database(env) == home / "prefect.db"
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.prefect.server.database]\nconnection_url = "sqlite+aiosqlite:///x"\n'
+    )
+    assert default_prefect_database(env) is None
+    (tmp_path / "pyproject.toml").unlink()
+    home.mkdir()
+    (home / "profiles.toml").write_text(
+        '[profiles.team]\nPREFECT_SERVER_DATABASE_CONNECTION_URL = "postgresql://x/y"\n'
+    )
+    assert default_prefect_database(env) is None
