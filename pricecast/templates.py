@@ -49,19 +49,15 @@ def copy_template(name: str, make: Callable[[Path], None], destination: Path) ->
 
 def default_prefect_database(env: Mapping[str, str]) -> Path | None:
     """The SQLite file a Prefect server started with `env` uses, `$PREFECT_HOME/prefect.db`; None when a
-    setting may name another database (the environment, the profiles, a prefect.toml or .env here)."""
+    setting may name another database (the environment, the profiles, a prefect.toml, .env or
+    pyproject.toml's [tool.prefect] here)."""
     if any(env.get(name) for name in PREFECT_DATABASE_SETTINGS):
         return None
     home = Path(env.get("PREFECT_HOME") or "~/.prefect").expanduser()
     profiles = Path(env.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
-    for settings, section in (
-        (profiles, ""),
-        (Path("prefect.toml"), ""),
-        (Path(".env"), ""),
-        (Path("pyproject.toml"), "tool.prefect"),
-    ):
-        text = settings.read_text(errors="replace").lower() if settings.is_file() else ""
-        if "database" in text and section in text:
+    for path in (profiles, Path("prefect.toml"), Path(".env"), Path("pyproject.toml")):
+        text = path.read_text(errors="replace").lower() if path.is_file() else ""
+        if "database" in text and (path.name != "pyproject.toml" or "tool.prefect" in text):
             return None
     return home / "prefect.db"
 

@@ -92,26 +92,24 @@ def flow_run_state(flow_run_id: UUID | str):  # noqa: ANN201 - a Prefect State
         return client.read_flow_run(UUID(str(flow_run_id))).state
 
 
-def task_runs(flow_run_id: UUID, timeout: float = 30) -> dict[str, tuple[int, list[str]]]:
-    """Prefect's record of a flow run's tasks: task name -> (run_count, state names in order).
+def task_run(flow_run_id: UUID, name: str, timeout: float = 30) -> tuple[int, list[str]]:
+    """Prefect's record of one task of a flow run: its run_count and state names in order.
 
-    Task runs reach the server from a background writer: under load their last state and run count can land
-    after the flow returns, so this waits (up to `timeout`) until every task's record has ended.
+    Task runs reach the server from a background writer: under load a task's record, its last state and
+    run count can land after the flow returns, so this waits (up to `timeout`) until the record has ended.
     """
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
         while True:
             found = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-            runs = {
-                t.name.rsplit("-", 1)[0]: (
-                    t.run_count,
-                    [s.name for s in sorted(client.read_task_run_states(t.id), key=lambda s: s.timestamp)],
-                )
-                for t in found
-            }
-            ended = all(count > 0 and states and states[-1] in ENDED for count, states in runs.values())
-            if ended or time.monotonic() > deadline:
-                return runs
+            record = next((t for t in found if t.name.rsplit("-", 1)[0] == name), None)
+            states = []
+            if record:
+                states = [s.name for s in sorted(client.read_task_run_states(record.id), key=lambda s: s.timestamp)]
+                if record.run_count > 0 and states and states[-1] in ENDED:
+                    return record.run_count, states
+            if time.monotonic() > deadline:
+                return (record.run_count if record else 0), states
             time.sleep(0.5)
 
 
@@ -240,7 +238,7 @@ def test_a_transient_read_error_is_retried_by_prefect(monkeypatch: pytest.Monkey
     monkeypatch.setattr(pricecast.prices.sources, "read_prices", flaky)
     state = read_one(tmp_path / "a.csv", return_state=True)
     assert state.is_completed() and state.result() == "ACME"
-    run_count, states = task_runs(state.state_details.flow_run_id)["ingest"]
+    run_count, states = task_run(state.state_details.flow_run_id, "ingest")
     assert run_count == 2 and len(calls) == 2
     assert states[-3:] == ["AwaitingRetry", "Retrying", "Completed"], states
 
@@ -265,7 +263,7 @@ def test_bad_data_a_missing_file_and_a_full_disk_are_not_retried(
     monkeypatch.setattr(pricecast.prices.sources, "read_prices", bad)
     state = read_one(tmp_path / "a.csv", return_state=True)
     assert state.is_failed()
-    run_count, states = task_runs(state.state_details.flow_run_id)["ingest"]
+    run_count, states = task_run(state.state_details.flow_run_id, "ingest")
     assert run_count == 1 and "AwaitingRetry" not in states and states[-1] == "Failed", states
 
 
@@ -386,7 +384,7 @@ def test_a_full_disk_while_writing_the_store_keeps_the_old_store(
         state.result()
     assert store_file.read_bytes() == before and len(hit) == 1  # not retried
     assert sorted(p.name for p in store_file.parent.iterdir()) == [".lock", "TATA.csv"]
-    run_count, states = task_runs(state.state_details.flow_run_id)["store-prices"]
+    run_count, states = task_run(state.state_details.flow_run_id, "store-prices")
     assert run_count == 1 and states[-1] == "Failed"
     client = client_for(tmp_path)
     assert len(all_runs(client)) == 1 and versions(client) == ["1"]
