@@ -11,7 +11,9 @@ import atexit
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -55,20 +57,45 @@ def _stop(signum: int, frame: object) -> None:
     raise Stopped(f"stopped by {signal.Signals(signum).name}")
 
 
+def _signal_of(exc: BaseException) -> signal.Signals | None:
+    """The signal `exc` stands for: ours (Stopped), Python's (KeyboardInterrupt) or Prefect's, else None."""
+    if isinstance(exc, Stopped):
+        return signal.SIGTERM
+    if isinstance(exc, KeyboardInterrupt):
+        return signal.SIGINT
+    if type(exc).__name__ == "TerminationSignal":  # Prefect's, raised in a flow on SIGTERM
+        return signal.Signals(exc.signal)
+    return None
+
+
 def stopped_by(exc: BaseException | None) -> str | None:
     """The signal's name when `exc` was raised while the command was stopping on one (its clean-up failed:
     the tracking server has gone, say), else None."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, Stopped):
-            return "SIGTERM"
-        if isinstance(exc, KeyboardInterrupt):
-            return "SIGINT"
-        if type(exc).__name__ == "TerminationSignal":  # Prefect's, raised in a flow on SIGTERM
-            return signal.Signals(exc.signal).name
+        if (sig := _signal_of(exc)) is not None:
+            return sig.name
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def resend_lost_signals(previous: Callable[[Any], object]) -> Callable[[Any], None]:
+    """A `sys.unraisablehook` that sends a signal again when its exception was raised where Python ignores
+    exceptions: a signal handler runs in whatever Python code the main thread is in, a weakref callback or a
+    `__del__` included, and an exception raised there is printed and dropped (seen once: SIGTERM arrived
+    during a garbage collection, Prefect's TerminationSignal was dropped, and the training went on). Sent
+    again from another thread a moment later, it is handled once the main thread is back in its own code.
+    Other unraisable exceptions go to `previous`."""
+
+    def hook(unraisable: Any) -> None:
+        sig = _signal_of(unraisable.exc_value)
+        if sig is None:
+            previous(unraisable)
+        else:
+            threading.Timer(0.05, os.kill, (os.getpid(), sig)).start()
+
+    return hook
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # During a flow Prefect's own handler turns SIGTERM into a crash of the flow run, then
     # hands the signal on to this one.
     previous = signal.signal(signal.SIGTERM, _stop)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, resend_lost_signals(sys.unraisablehook)
     try:
         config = build_config(args)
         if args.command in RUNS_FLOWS:
@@ -117,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         stop_unused()
         signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = previous_hook
     return 2
 
 
