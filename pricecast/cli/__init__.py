@@ -84,7 +84,7 @@ def resend_lost_signals(previous: Callable[[Any], object]) -> Callable[[Any], No
     """A `sys.unraisablehook` that sends a signal again when its exception was raised where Python ignores
     exceptions: a signal handler runs in whatever Python code the main thread is in, a weakref callback or a
     `__del__` included, and an exception raised there is printed and dropped (seen once: SIGTERM arrived
-    during a garbage collection, Prefect's TerminationSignal was dropped, and the training went on). Sent
+    while a weakref callback ran, Prefect's TerminationSignal was dropped, and the training went on). Sent
     again from another thread a moment later, it is handled once the main thread is back in its own code.
     Other unraisable exceptions go to `previous`."""
 
