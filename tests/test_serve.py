@@ -20,18 +20,12 @@ import pandas as pd
 import pytest
 
 from pricecast.prefect_server import answers, warm_socket
-from pricecast.stack.procs import start_time
+from pricecast.stack.procs import free_port, start_time
 from pricecast.templates import cache_folder, new_prefect_database
 
 pytestmark = pytest.mark.slow
 PRICECAST = [sys.executable, "-m", "pricecast.cli"]
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def api(port: int, path: str, body: dict | None = None) -> object:
