@@ -133,8 +133,8 @@ def write(path: Path, text: str) -> Path:
 
 #: The slowest modules, in this order, before the rest: `make test` runs modules whole on each worker
 #: (`--dist loadfile`) in collection order (`--no-loadscope-reorder`), so the longest start first and the
-#: workers end together. The two team stacks come first: most of their minutes are waits for servers.
-SLOW_FIRST = ("test_stack.py", "test_stack_store.py", "test_retrain_flow.py", "test_serve.py", "test_tune.py")
+#: workers end together. The team stack comes first: most of its minutes are waits for servers.
+SLOW_FIRST = ("test_stack.py", "test_retrain_flow.py", "test_serve.py", "test_tune.py")
 
 
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001 - pytest's hook signature

@@ -1,22 +1,22 @@
-"""Team mode on real servers: `pricecast stack up --auth` (Prefect and MLflow on PostgreSQL, two pool workers),
-`pricecast deploy`, retrains triggered through the work pool, a worker killed mid-training, `stack down`.
+"""Team mode on one real stack: `pricecast stack up --auth` (Prefect and MLflow on PostgreSQL, two pool workers),
+`pricecast deploy`, retrains triggered through the work pool, a worker killed mid-training, two machines
+retraining at once against the shared store, the UIs in a browser, `stack down`.
 
-One stack serves the whole module (it takes about 35 s to start), in databases of its own that are
+One stack serves the whole module (it takes about 25 s to start), in databases of its own that are
 dropped at the end; the tests run in file order, each building on the one before (as a team would).
-Two machines retraining at once against the shared store have a stack of their own
-(`tests/test_stack_store.py`), so that the two modules run side by side.
-The browser checks use the same stack. Without PostgreSQL everything skips, saying why.
+A killed worker's run is Crashed only once its heartbeats have been missing for 75 s: the two machines'
+retrains and the browser checks run meanwhile, between the test that kills the worker and the one that
+waits for the crash.
+Without PostgreSQL everything skips, saying why. `tests/test_stack_procs.py` tests the stack's parts
+without its servers.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -26,173 +26,8 @@ import pandas as pd
 import pytest
 
 from pricecast.stack import procs, run
-from pricecast.stack.plan import Credentials, Service, StackConfig, plan, read_credentials, write_private
+from pricecast.stack.plan import Credentials
 from tests.team import PRICECAST, ROOT, TINY, Stack, running_stack, wait_for
-
-# --- pure: no server ----------------------------------------------------------------------------
-
-
-def test_no_secret_on_a_command_line(tmp_path: Path) -> None:
-    creds = Credentials("alice", "s3cret-pw")
-    services = plan(StackConfig(tmp_path, workers=2, auth=True), {"prefect": 1, "mlflow": 2}, creds)
-    assert [s.name for s in services] == ["prefect-server", "mlflow-server", "worker-1", "worker-2"]
-    assert not [a for s in services for a in s.argv if "s3cret" in a]
-    assert services[0].env["PREFECT_SERVER_API_AUTH_STRING"] == "alice:s3cret-pw"
-    assert services[2].env["PREFECT_API_AUTH_STRING"] == "alice:s3cret-pw"
-    assert services[2].env["MLFLOW_TRACKING_PASSWORD"] == "s3cret-pw"
-    assert "--app-name" in services[1].argv and "MLFLOW_AUTH_CONFIG_PATH" in services[1].env
-    assert all(s.env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false" for s in services)
-    assert all("127.0.0.1" in " ".join(s.argv) for s in services[:2])
-    assert "s3cret" not in repr(creds)
-
-
-def test_the_mlflow_server_checks_a_password_once_a_minute_not_on_every_request(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from mlflow.server.auth.config import read_auth_config
-
-    from pricecast.stack.plan import AUTH_CACHE_SECONDS, mlflow_auth_ini
-
-    write_private(tmp_path / "auth.ini", mlflow_auth_ini(Credentials("alice", "pw"), "sqlite:///a.db"))
-    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(tmp_path / "auth.ini"))
-    read = read_auth_config()  # MLflow's own reader, as its server reads the file
-    assert (read.admin_username, read.admin_password) == ("alice", "pw")
-    assert read.auth_cache_ttl_seconds == AUTH_CACHE_SECONDS > 0
-
-
-def test_credentials_from_env_or_an_owner_only_file(tmp_path: Path) -> None:
-    assert read_credentials(None, {"PRICECAST_STACK_PASSWORD": "p"}) == Credentials("admin", "p")
-    f = tmp_path / "creds"
-    f.write_text("bob:pw\n")
-    f.chmod(0o644)
-    with pytest.raises(Exception, match=r"readable by others \(mode 644\); run: chmod 600"):
-        read_credentials(f, {})
-    f.chmod(0o600)
-    assert read_credentials(f, {}) == Credentials("bob", "pw")
-    write_private(tmp_path / "s" / "new", "x")
-    assert (tmp_path / "s" / "new").stat().st_mode & 0o077 == 0
-
-
-def test_up_starts_its_servers_again_on_new_ports_when_a_port_it_chose_is_taken_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A port `up` chose free can be bound by another process before its server binds it (seen under the suite's
-    load): both servers start again on new ports. A port given explicitly is never changed. Real processes, with
-    Python's http.server in place of Prefect's and MLflow's (the same bind error, in a fraction of the time)."""
-    from pricecast.errors import StackError
-    from pricecast.stack.plan import Service
-
-    (tmp_path / "www").mkdir()
-    (tmp_path / "www" / "health").write_text("ok")
-    holder = socket.socket()  # bound, not yet listening: `port_taken` finds nothing there, a server cannot bind it
-    holder.bind(("127.0.0.1", 0))
-    taken = holder.getsockname()[1]
-    first, free_port = iter([taken]), procs.free_port
-    monkeypatch.setattr(procs, "free_port", lambda host="127.0.0.1": next(first, None) or free_port(host))
-
-    def servers(config: StackConfig, ports: dict[str, int], credentials: Credentials | None) -> list[Service]:
-        www = ["--bind", "127.0.0.1", "--directory", str(tmp_path / "www")]
-        argv = {k: [sys.executable, "-m", "http.server", str(port), *www] for k, port in ports.items()}
-        return [
-            Service(f"{k}-server", argv[k], {}, f"http://127.0.0.1:{ports[k]}/health") for k in ("prefect", "mlflow")
-        ]
-
-    monkeypatch.setattr(run, "plan", servers)
-    state = tmp_path / "state"
-    try:
-        ports, took = run._start_servers(StackConfig(state, prefect_port=0, mlflow_port=0, timeout=30), state, None, {})
-        assert taken not in ports.values() and set(took) == {"prefect-server", "mlflow-server"}
-        assert "address already in use" in (state / "logs" / "prefect-server.log").read_text().lower()
-        assert all(alive for _, alive in procs.recorded(state).values())
-        procs.stop(state)
-        given = StackConfig(state, prefect_port=taken, mlflow_port=0, timeout=30)
-        with pytest.raises(StackError, match="prefect-server exited while starting"):
-            run._start_servers(given, state, None, {})
-    finally:
-        procs.stop(state)
-        holder.close()
-
-
-def test_down_never_signals_a_recycled_pid(tmp_path: Path) -> None:
-    other = subprocess.Popen(["sleep", "30"], start_new_session=True)
-    try:
-        (tmp_path / "pids").mkdir()
-        (tmp_path / "pids" / "worker-1.pid").write_text(f"{other.pid} 1\n")  # start time 1: not this process
-        assert procs.stop(tmp_path) == {"worker-1": "not running"}
-        assert other.poll() is None
-    finally:
-        other.kill()
-        other.wait()
-
-
-def test_down_stops_the_servers_only_once_the_workers_have_gone(tmp_path: Path) -> None:
-    """A worker still talks to the Prefect server while it stops: the server must outlive it."""
-    server = procs.spawn(
-        Service("prefect-server", [sys.executable, "-c", "import time; time.sleep(120)"], {}), tmp_path
-    )
-    on_term = (
-        "import signal, sys, time\n"
-        "def stop(*_):\n"
-        "    time.sleep(1)  # a last request to the server\n"
-        f"    state = open('/proc/{server}/stat').read().rsplit(')', 1)[1].split()[0]\n"
-        f"    open({str(tmp_path / 'seen')!r}, 'w').write(state)\n"
-        "    sys.exit(0)\n"
-        "signal.signal(signal.SIGTERM, stop)\n"
-        f"open({str(tmp_path / 'ready')!r}, 'w').close()\n"
-        "time.sleep(120)\n"
-    )
-    procs.spawn(Service("worker-1", [sys.executable, "-c", on_term], {}), tmp_path)
-    wait_for((tmp_path / "ready").exists, 30, "the worker did not start")
-    assert procs.stop(tmp_path) == {"worker-1": "stopped", "prefect-server": "stopped"}
-    assert (tmp_path / "seen").read_text() in ("S", "R")  # the server still ran when the worker left it
-    assert procs.start_time(server) is None
-
-
-def test_a_service_started_from_a_background_job_gets_sigint_back(tmp_path: Path) -> None:
-    """A background job ignores SIGINT and its children inherit that; Prefect's worker stops on SIGTERM by sending
-    itself SIGINT, so ignored it never stopped (`stack down` killed it a minute later)."""
-    seen = tmp_path / "seen"
-    report = f"import signal; open({str(seen)!r}, 'w').write(repr(signal.getsignal(signal.SIGINT)))"
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        pid = procs.spawn(Service("worker-1", [sys.executable, "-c", report], {}), tmp_path)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    wait_for(lambda: procs.start_time(pid) is None, 30, "the service did not exit")
-    assert seen.read_text() == "<built-in function default_int_handler>"
-
-
-def test_down_kills_a_descendant_that_outlives_its_service_and_returns_once_it_has_gone(tmp_path: Path) -> None:
-    """A service that stops on SIGTERM but leaves a descendant of its own session that ignores it (as a flow
-    run's process can): the descendant moves to init, out of the service's tree, and is killed all the same."""
-    child = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True); time.sleep(120)"
-    leader = "import subprocess, sys, time\n"
-    leader += f"subprocess.Popen([sys.executable, '-c', {child!r}], start_new_session=True)\ntime.sleep(120)"
-    service = subprocess.Popen([sys.executable, "-c", leader], start_new_session=True, stdout=subprocess.PIPE)
-    try:
-        service.stdout.readline()  # the descendant ignores SIGTERM from here on
-        [descendant] = [p for p in procs.group_pids(service.pid) if p != service.pid]
-        (tmp_path / "pids").mkdir()
-        (tmp_path / "pids" / "worker-1.pid").write_text(f"{service.pid} {procs.start_time(service.pid)}\n")
-        assert procs.stop(tmp_path, timeout=2) == {"worker-1": "killed"}
-        assert procs.start_time(descendant) is None and service.wait(timeout=10) == -signal.SIGTERM
-    finally:
-        for pid in procs.group_pids(service.pid) or [service.pid]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        service.wait()
-
-
-def test_unreachable_postgres_is_one_line(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [*PRICECAST, "stack", "up", "--state-dir", str(tmp_path), "--pg-url", "postgresql://postgres@127.0.0.1:1/x"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 1 and out.stderr.startswith("pricecast: PostgreSQL at postgresql://postgres@127.0.0.1:1/x")
-    assert "Traceback" not in out.stderr
-
 
 # --- one real stack for the rest of the module ---------------------------------------------------
 
@@ -270,6 +105,80 @@ def test_deploy_then_a_retrain_of_two_tickers_runs_on_the_pool_in_parallel(stack
         "TATA.csv",
         "TATB.csv",
     ]
+
+
+@pytest.fixture(scope="module")
+def killed() -> dict:
+    """What the test that kills a worker leaves for the one that waits for its run to crash."""
+    return {}
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_training_leaves_its_run_running_until_its_heartbeats_stop(stack: Stack, killed: dict):
+    from pricecast.prices.pg_store import PostgresStore
+
+    exp = stack.mlflow("/experiments/get-by-name?experiment_name=pricecast-TATA")["experiment"]["experiment_id"]
+    killed["store"] = PostgresStore(stack.info["urls"]["store"]).read("TATA")
+    killed["versions"] = len(stack.mlflow("/model-versions/search?filter=name%3D'pricecast-TATA'")["model_versions"])
+    out = stack.cli("trigger", "retrain", "--tickers", "TATA", "--force", "--epochs", "400")
+    flow_run_id = out.stdout.split("(", 1)[1].split(")", 1)[0]
+
+    def training() -> list:
+        found = stack.mlflow("/runs/search", {"experiment_ids": [exp], "filter": "attributes.status = 'RUNNING'"})
+        return found.get("runs", [])
+
+    [mlflow_run] = wait_for(training, 180, "no MLflow run started training", stack)
+    time.sleep(2)  # inside fit()
+    pid = int(str(stack.prefect(f"/flow_runs/{flow_run_id}")["infrastructure_pid"]).rsplit(":", 1)[-1])
+    victim = [name for name, (leader, _) in procs.recorded(stack.state).items() if pid in procs.group_pids(leader)]
+    assert len(victim) == 1 and victim[0].startswith("worker"), victim
+    procs.stop(stack.state, names=victim, sig=signal.SIGKILL, timeout=10)  # the worker and its flow run, at once
+    # Nothing could tell Prefect: only the missing heartbeats will (see the test after the next).
+    assert stack.prefect(f"/flow_runs/{flow_run_id}")["state"]["type"] == "RUNNING"
+    killed.update(flow_run_id=flow_run_id, run_id=mlflow_run["info"]["run_id"], victim=victim[0], at=time.monotonic())
+
+
+@pytest.mark.slow
+def test_two_retrains_at_once_from_two_machines_lose_no_row_and_a_conflicting_file_writes_nothing(
+    stack: Stack, shared_data: Path, tmp_path: Path
+) -> None:
+    """Two homes (as two machines with their own incoming folders) retrain TATM at the same moment against the
+    shared store, which already holds its newest 120 days; their files overlap by 50 identical days. A third
+    file, with one day whose close differs from the store's, is refused whole: none of its days reach the store."""
+    from pricecast.prices.pg_store import PostgresStore
+    from pricecast.prices.sources import load_prices
+
+    prices = pd.read_csv(shared_data / "NSETATAGLOBAL.csv")  # newest first: rows 120+ are older days
+    store = PostgresStore(stack.info["urls"]["store"])
+    prices.iloc[:120].to_csv(tmp_path / "first.csv", index=False)
+    store.merge([load_prices(tmp_path / "first.csv", "TATM")])  # as a first retrain leaves it
+    homes = {"east": tmp_path / "east", "west": tmp_path / "west"}
+    for name, rows in (("east", slice(120, 220)), ("west", slice(170, 260))):
+        (homes[name] / "data" / "incoming").mkdir(parents=True)
+        prices.iloc[rows].to_csv(homes[name] / "data" / "incoming" / f"TATM_{name}.csv", index=False)
+    bad = prices.iloc[[100, *range(260, 280)]].copy()  # 20 days nobody else brings, and one the store has
+    bad.loc[100, "Close"] += 1.0  # with another close
+    bad.to_csv(homes["west"] / "data" / "incoming" / "TATM_fix.csv", index=False)
+
+    runs = [
+        subprocess.Popen(
+            [*PRICECAST, "retrain", "--home", str(home), "--tickers", "TATM", *TINY],
+            env=stack.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for home in homes.values()
+    ]
+    outputs = [proc.communicate(timeout=600)[0] for proc in runs]
+    assert [proc.returncode for proc in runs] == [0, 0], "\n".join(outputs)
+
+    (tmp_path / "expected.csv").write_text(prices.iloc[:260].to_csv(index=False))
+    pd.testing.assert_frame_equal(store.read("TATM"), load_prices(tmp_path / "expected.csv", "TATM").frame)
+    rejected = homes["west"] / "data" / "incoming" / "rejected"
+    assert [p.name for p in rejected.glob("*.csv")] == ["TATM_fix.csv"]  # none of its 21 rows was written
+    assert "TATM_fix.csv conflicts with the store" in "\n".join(outputs)
 
 
 # --- the UIs in a real browser: Playwright driving Debian's Chromium, headless, no browser download ---
@@ -372,47 +281,30 @@ def test_mlflow_compare_view_puts_mae_beside_naive_and_the_loss_history_is_one_c
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_training_crashes_its_run_and_the_next_trigger_completes_on_the_other(stack: Stack):
+def test_the_killed_workers_run_is_crashed_and_the_next_trigger_completes_on_the_other(stack: Stack, killed: dict):
     from pricecast.prices.pg_store import PostgresStore
 
-    store = PostgresStore(stack.info["urls"]["store"])
-    before = store.read("TATA")
-    exp = stack.mlflow("/experiments/get-by-name?experiment_name=pricecast-TATA")["experiment"]["experiment_id"]
-    versions_before = len(stack.mlflow("/model-versions/search?filter=name%3D'pricecast-TATA'")["model_versions"])
-    out = stack.cli("trigger", "retrain", "--tickers", "TATA", "--force", "--epochs", "400")
-    flow_run_id = out.stdout.split("(", 1)[1].split(")", 1)[0]
-
-    def training() -> list:
-        found = stack.mlflow("/runs/search", {"experiment_ids": [exp], "filter": "attributes.status = 'RUNNING'"})
-        return found.get("runs", [])
-
-    [killed_run] = wait_for(training, 180, "no MLflow run started training", stack)
-    time.sleep(2)  # inside fit()
-    pid = int(str(stack.prefect(f"/flow_runs/{flow_run_id}")["infrastructure_pid"]).rsplit(":", 1)[-1])
-    victim = [name for name, (leader, _) in procs.recorded(stack.state).items() if pid in procs.group_pids(leader)]
-    assert len(victim) == 1 and victim[0].startswith("worker"), victim
-    t0 = time.monotonic()
-    procs.stop(stack.state, names=victim, sig=signal.SIGKILL, timeout=10)  # the worker and its flow run, at once
+    assert killed, "no worker was killed: see the test before the last"
 
     def ended() -> dict | None:
-        state = stack.prefect(f"/flow_runs/{flow_run_id}")["state"]
+        state = stack.prefect(f"/flow_runs/{killed['flow_run_id']}")["state"]
         return state if state["type"] != "RUNNING" else None
 
     state = wait_for(ended, 240, "the killed run did not leave RUNNING", stack)
-    print(f"killed worker's flow run {state['type']} after {time.monotonic() - t0:.0f} s: {state['message']}")
+    print(f"killed worker's flow run {state['type']} {time.monotonic() - killed['at']:.0f} s after: {state['message']}")
     assert state["type"] == "CRASHED"
 
     out = stack.cli("trigger", "retrain", "--tickers", "TATA", "--force", "--task-runner", "threads", "--wait")
     assert out.returncode == 0 and "Completed" in out.stdout, out.stdout + out.stderr + stack.logs()
     again = out.stdout.split("(", 1)[1].split(")", 1)[0]
-    survivor = next(n for n in ("worker-1", "worker-2") if n not in victim)
+    survivor = next(n for n in ("worker-1", "worker-2") if n != killed["victim"])
     assert again in (stack.state / "logs" / f"{survivor}.log").read_text()
-    status = stack.mlflow(f"/runs/get?run_id={killed_run['info']['run_id']}")["run"]["info"]["status"]
+    status = stack.mlflow(f"/runs/get?run_id={killed['run_id']}")["run"]["info"]["status"]
     assert status == "KILLED"  # marked by the next run's start: its process was gone
     versions = stack.mlflow("/model-versions/search?filter=name%3D'pricecast-TATA'")["model_versions"]
-    assert killed_run["info"]["run_id"] not in {v["run_id"] for v in versions}
-    assert len(versions) == versions_before + 1  # the killed run registered nothing; the new one did
-    pd.testing.assert_frame_equal(store.read("TATA"), before)  # the store is unchanged
+    assert killed["run_id"] not in {v["run_id"] for v in versions}
+    assert len(versions) == killed["versions"] + 1  # the killed run registered nothing; the new one did
+    pd.testing.assert_frame_equal(PostgresStore(stack.info["urls"]["store"]).read("TATA"), killed["store"])
 
 
 def flow_run_processes(stack: Stack) -> list[int]:
