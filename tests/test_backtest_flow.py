@@ -79,7 +79,8 @@ def test_dask_on_an_existing_cluster_by_address_and_on_a_local_cluster_gives_the
     monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
     """`task_runner: dask` with `dask_address` sends the (fold, model) tasks to a scheduler that was already
-    running (as on other machines), whose worker processes run them; without an address, a LocalCluster."""
+    running (as on other machines), whose worker process runs them; without an address, a LocalCluster. One
+    worker each: a second would import the same modules again and test nothing more."""
     from distributed import Client, LocalCluster
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -90,9 +91,9 @@ def test_dask_on_an_existing_cluster_by_address_and_on_a_local_cluster_gives_the
         backtest=BacktestConfig(folds=2, fold_days=5, models=("drift",)),
     )
     threads = backtest(config)
-    local = backtest(config.model_copy(update={"parallel": ParallelConfig(task_runner="dask", max_workers=2)}))
+    local = backtest(config.model_copy(update={"parallel": ParallelConfig(task_runner="dask", max_workers=1)}))
     pd.testing.assert_frame_equal(local.forecasts, threads.forecasts)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         address = cluster.scheduler_address
         remote = backtest(
             config.model_copy(update={"parallel": ParallelConfig(task_runner="dask", dask_address=address)})
