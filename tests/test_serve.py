@@ -19,6 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from flows.train import train as train_flow
+from pricecast.cli import build_config, parser
 from pricecast.prefect_server import answers, warm_socket
 from pricecast.stack.procs import free_port, start_time
 from pricecast.templates import cache_folder, new_prefect_database
@@ -185,11 +187,13 @@ def test_ui_serves_the_store(tmp_path: Path, shared_data: Path) -> None:
             ui.wait()
 
 
+@pytest.mark.usefixtures("prefect_harness")
 def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_home(
-    tmp_path: Path, shared_data: Path
+    tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`pricecast server start`: a training runs on that server (no temporary one), in the warm process, on this
-    terminal; bad input there is still one line and exit 2; SIGTERM and Ctrl+C reach the command (one line, 143
+    terminal, with the numbers of the same training here (the warm process has TensorFlow imported before it
+    forks); bad input there is still one line and exit 2; SIGTERM and Ctrl+C reach the command (one line, 143
     and 130) and a killed caller stops it; another interpreter's or other settings' command runs itself; a
     changed module restarts the warm process; `stop` ends both."""
     env = no_server_env() | {"XDG_CACHE_HOME": str(marked_cache(tmp_path))}
@@ -232,6 +236,12 @@ def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_hom
         assert "bad request: invalid literal for int()" in warm_log()
         assert "MLflow run " in trained.stdout  # the child printed on this process's terminal
         assert f"pricecast {' '.join(train)} --epochs 1 --home {home}" in warm_log()  # it ran there
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        here = train_flow(
+            build_config(parser().parse_args([*train, "--epochs", "1", "--home", str(tmp_path / "here")]))
+        )
+        assert last_metrics(home) == last_metrics(tmp_path / "here") and "mae" in last_metrics(home)
+        assert here.run_id != runs_of(home)[0].info.run_id
         runs = json.loads(
             urllib.request.urlopen(
                 urllib.request.Request(
@@ -332,6 +342,19 @@ def test_a_long_lived_server_and_its_warm_process_serve_every_command_of_its_hom
     assert start_time(warm_pid) is None and not warm_socket(home).exists()  # the warm process ended too
     status = pricecast("server", "status")
     assert (status.returncode, status.stdout) == (3, "No Prefect server is running\n")
+
+
+def runs_of(home: Path) -> list:
+    """The home's MLflow runs, newest first."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
+    return client.search_runs([e.experiment_id for e in client.search_experiments()], order_by=["start_time DESC"])
+
+
+def last_metrics(home: Path) -> dict[str, float]:
+    """The newest run's metrics but its timings."""
+    return {k: v for k, v in runs_of(home)[0].data.metrics.items() if not k.endswith("_seconds")}
 
 
 def tables(database: Path) -> list[str]:
