@@ -17,14 +17,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 
 def config(home: Path, epochs: int, gate: bool = False) -> Config:
-    """Tiny seeded level networks: the epochs make a challenger better or worse, the same way every time."""
+    """Tiny seeded level networks: the epochs make a challenger better or worse, the same way every time. One
+    promotion fold: the decisions are under test here, the walk-forward over several in `tests/test_promote.py`."""
     return Config(
         home=home,
         features=FeaturesConfig(representation="level", inputs=("open",)),
         model=ModelConfig(cell="SimpleRNN", units=5, zero_output=False),
         window=WindowConfig(lookback=20),
         training=TrainingConfig(epochs=epochs, batch_size=16, learning_rate=0.01, seed=3),
-        promotion=PromotionConfig(holdout_days=10, folds=2, naive_gate=gate),
+        promotion=PromotionConfig(holdout_days=10, folds=1, naive_gate=gate),
     )
 
 
