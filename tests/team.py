@@ -21,7 +21,8 @@ from tests.conftest import drop_prefixed
 
 ROOT = Path(__file__).resolve().parents[1]
 PRICECAST = [sys.executable, "-m", "pricecast.cli"]
-TINY = ["--epochs", "2", "--lookback", "20", "--holdout-days", "10", "--batch-size", "16", "--no-naive-gate"]
+#: Tiny trainings, judged on one fold of 10 days (the decisions, not the scores, are under test here).
+TINY = "--epochs 2 --lookback 20 --holdout-days 10 --promotion-folds 1 --batch-size 16 --no-naive-gate".split()
 
 
 class Stack:
