@@ -6,7 +6,8 @@ Runs the README's test command (`pytest -n N --dist loadfile --no-loadscope-reor
 added) while reading every process's CPU time (user + system) from /proc twice a second, and prints:
 the wall time; each xdist worker's busy time (the sum of its tests' set-up, call and tear-down); the
 CPU of the processes the run started, grouped by what they are (test processes, `pricecast`
-subprocesses, Prefect and MLflow servers, spawned task-runner processes, ...); and it writes every
+subprocesses, Prefect and MLflow servers, spawned task-runner processes, ...); the tests that used the
+most CPU (`bench/pytest_cpu.py`: the test process's and its waited-for children's); and it writes every
 process's CPU seconds and command line to /tmp/pricecast-suite-processes.tsv. Linux only. The figures
 are what one run measured: the machine's own load moves them by tens of seconds.
 """
@@ -79,7 +80,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3)
     args, extra = parser.parse_known_args()
     command = [sys.executable, "-m", "pytest", "-n", str(args.workers), "--dist", "loadfile", "--no-loadscope-reorder"]
-    command += ["-v", "--durations=0", "-p", "no:cacheprovider", *extra]
+    command += ["-v", "--durations=0", "-p", "no:cacheprovider", "-p", "bench.pytest_cpu", *extra]
+    per_test = Path(tempfile.gettempdir()) / "pricecast-suite-tests.tsv"
+    per_test.write_text("")
+    env = os.environ | {"PRICECAST_TEST_CPU": str(per_test)}
     seen: dict[tuple[str, str], list] = {}
     before: set[tuple[str, str]] = set()
     sample(seen, before)
@@ -95,7 +99,7 @@ def main() -> None:
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     start = time.monotonic()
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.monotonic() - start
     done.set()
     watcher.join()
@@ -122,6 +126,11 @@ def main() -> None:
     print(f"CPU of the processes the run started: {total:.0f} s of the {wall * cores:.0f} s {cores} cores give")
     for kind, seconds in cpu.most_common():
         print(f"  {seconds:6.1f} s  {count[kind]:4d} processes  {kind}")
+    tests = [line.split("\t") for line in per_test.read_text().splitlines()]
+    tests.sort(key=lambda t: -(float(t[0]) + float(t[1])))
+    print(f"the tests that used the most CPU (test process + its children; every test in {per_test}):")
+    for own, children, test in tests[:12]:
+        print(f"  {float(own) + float(children):6.1f} s  ({float(own):5.1f} s in the test process)  {test}")
     sys.exit(run.returncode)
 
 
