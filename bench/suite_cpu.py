@@ -110,7 +110,8 @@ def main() -> None:
     print(
         "\n".join([line for line in lines if line.startswith(("FAILED ", "ERROR "))] + lines[-1:]) or run.stderr[-2000:]
     )
-    print(f"wall time: {wall:.0f} s ({wall / 60:.1f} min), exit code {run.returncode}")
+    target = "met" if wall <= 300 else "missed"
+    print(f"wall time: {wall:.0f} s ({wall / 60:.1f} min; target <= 5 min: {target}), exit code {run.returncode}")
     print("busy time per test process:", ", ".join(f"{w} {s:.0f} s" for w, s in busy_times(run.stdout).items()))
     cpu, count = Counter(), Counter()
     for command_line, seconds in seen.values():
