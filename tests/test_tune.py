@@ -55,7 +55,7 @@ def test_a_three_trial_tune_writes_nested_runs_and_a_yaml_train_accepts(
         "--fold-days",
         "5",
         "--validation-folds",
-        "2",
+        "1",
     ]
     assert main(["tune", *argv]) == 0
     assert "Best config written to" in capsys.readouterr().out
