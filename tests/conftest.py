@@ -131,10 +131,25 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-#: The slowest modules, in this order, before the rest: `make test` runs modules whole on each worker
-#: (`--dist loadfile`) in collection order (`--no-loadscope-reorder`), so the longest start first and the
-#: workers end together. The team stack comes first: most of its minutes are waits for servers.
-SLOW_FIRST = ("test_stack.py", "test_retrain_flow.py", "test_serve.py", "test_tune.py")
+#: The slowest modules, longest first (their busy seconds in a `bench/suite_cpu.py` run), before the rest:
+#: `make test` runs modules whole on each worker (`--dist loadfile`) in collection order
+#: (`--no-loadscope-reorder`), so the long ones start first and the short ones fill the workers' ends.
+SLOW_FIRST = (
+    "test_stack.py",  # 209 s: most of it waits for servers
+    "test_serve.py",  # 180
+    "test_retrain_flow.py",  # 71
+    "test_reliability_faults.py",  # 60
+    "test_tune.py",  # 47
+    "test_backtest_flow.py",  # 46
+    "test_forecast.py",  # 28
+    "test_model.py",  # 26
+    "test_reliability_input.py",  # 26
+    "test_train_flow.py",  # 22
+    "test_backtest.py",  # 13
+    "test_stack_procs.py",  # 11
+    "test_layout.py",  # 11
+    "test_pg_store.py",  # 8
+)
 
 
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001 - pytest's hook signature
