@@ -138,7 +138,7 @@ if sys.argv[1] == "hooked":
 
 
 class Collected:
-    def __del__(self):  # as a weakref callback during a garbage collection: what it raises is dropped
+    def __del__(self):  # as a weakref callback (an object being freed): what it raises is dropped
         os.kill(os.getpid(), signal.SIGTERM)
         for _ in range(100_000):  # the handler runs here, and its Stopped goes nowhere
             pass

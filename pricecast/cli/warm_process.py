@@ -28,7 +28,6 @@ PRELOAD = (
     "flows.tune",
     "pricecast.cli.commands",
     "pricecast.report",
-    "pricecast.stages.network",
     "keras",  # and TensorFlow with it: imported, never run here (no op, so no thread pool to lose in a fork)
     "bokeh_sampledata.stocks",
     "prefect.client.orchestration",
