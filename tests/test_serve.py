@@ -24,6 +24,7 @@ from pricecast.cli import build_config, parser
 from pricecast.prefect_server import answers, warm_socket
 from pricecast.stack.procs import free_port, start_time
 from pricecast.templates import cache_folder, new_prefect_database
+from pricecast.tracking.connect import new_database
 
 pytestmark = pytest.mark.slow
 PRICECAST = [sys.executable, "-m", "pricecast.cli"]
@@ -150,6 +151,7 @@ def test_ui_serves_the_store(tmp_path: Path, shared_data: Path) -> None:
     home = tmp_path / "home"
     uri = f"sqlite:///{home / 'mlruns' / 'mlflow.db'}"
     (home / "mlruns").mkdir(parents=True)
+    new_database(home / "mlruns" / "mlflow.db", (home / "mlruns" / "artifacts" / "0").as_uri())  # as a home's
     client = mlflow.MlflowClient(uri)
     experiment = client.create_experiment("pricecast-TEST", artifact_location=(home / "mlruns" / "artifacts").as_uri())
     run = client.create_run(experiment, run_name="probe")
