@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pricecast.config_file import OFFLINE_ENV, Paths, go_offline, load_yaml, merged
+from pricecast.config_file import OFFLINE_ENV, Paths, fewer_collections, go_offline, load_yaml, merged
 from pricecast.config_groups import BacktestConfig, FeaturesConfig, ModelKind, TuneConfig
 from pricecast.urls import is_postgres_url, redact
 
@@ -23,6 +23,7 @@ __all__ = [
     "FeaturesConfig",
     "Paths",
     "TuneConfig",
+    "fewer_collections",
     "go_offline",
     "load_yaml",
     "merged",

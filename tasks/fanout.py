@@ -17,7 +17,7 @@ from prefect.futures import wait
 from prefect.states import State
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from pricecast.config import ParallelConfig
+from pricecast.config import ParallelConfig, fewer_collections
 
 
 def workers(config: ParallelConfig, threads: int = 1) -> int:
@@ -31,7 +31,7 @@ def task_runner(config: ParallelConfig, threads: int = 1) -> TaskRunner:
     if config.task_runner == "threads":
         return ThreadPoolTaskRunner(max_workers=count)
     if config.task_runner == "processes":
-        return ProcessPoolTaskRunner(max_workers=count)
+        return ProcessPoolTaskRunner(max_workers=count, initializer=fewer_collections)
     from prefect_dask import DaskTaskRunner
 
     if config.dask_address:

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from pricecast.config import go_offline
+from pricecast.config import fewer_collections, go_offline
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 go_offline()
+fewer_collections()  # as in the commands: the test processes import and trace as much
 
 
 @pytest.fixture(scope="session")

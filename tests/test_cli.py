@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,20 @@ def test_a_clean_up_that_fails_while_stopping_on_a_signal_is_still_that_stop() -
     wrapped = RuntimeError("flow failed")
     wrapped.__cause__ = fails_while(Stopped("stopped by SIGTERM"))
     assert stopped_by(wrapped) == "SIGTERM"
+
+
+def test_a_command_collects_its_youngest_objects_less_often(tmp_path: Path) -> None:
+    """The CLI sets the collector's pace first thing (imports and tracing make millions of objects); the task
+    runner's spawned workers are set the same way (their initializer)."""
+    from pricecast.cli import main
+    from pricecast.config import ParallelConfig, fewer_collections
+    from pricecast.config_file import YOUNG_GENERATION
+    from tasks.fanout import task_runner
+
+    gc.set_threshold(700, 10, 10)  # Python's default, which this test process changed at its start
+    try:
+        assert main(["train", "--data", str(tmp_path / "missing.csv"), "--home", str(tmp_path)]) == 2
+        assert gc.get_threshold() == (YOUNG_GENERATION, 10, 10)
+    finally:
+        fewer_collections()
+    assert task_runner(ParallelConfig(task_runner="processes"))._initializer is fewer_collections

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from pricecast.cli.commands import COMMANDS
 from pricecast.cli.flags import add_config_flags, build_config, config_fields, flag_name, given_values
-from pricecast.config import go_offline
+from pricecast.config import fewer_collections, go_offline
 from pricecast.prefect_server import stop_unused, use_local_server
 
 #: Commands that talk to Prefect: they use the home's long-lived server when it runs.
@@ -104,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Exit codes: 0 done, 1 the environment failed (tracking server, full disk), 2 bad input or
     config, 130 stopped by SIGINT (Ctrl+C), 143 stopped by SIGTERM.
     """
+    fewer_collections()
     args = parser().parse_args(argv)
     go_offline()
     from pricecast.errors import DataError, DiskFullError, StackError, StoreError, TrackingError

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pricecast.cli import main
 from pricecast.cli.warm import private_folder, settings
-from pricecast.config import go_offline
+from pricecast.config import fewer_collections, go_offline
 from pricecast.prefect_server import warm_socket
 
 #: The modules a command that runs flows loads, imported once by the warm process.
@@ -52,6 +52,7 @@ def serve(home: Path, url: str) -> bool:
     """Import what commands load, then fork a child for each command handed over, until the server moves
     (False: this process ends) or a loaded module changes (True: it starts again, importing the new code)."""
     go_offline()
+    fewer_collections()
     os.environ["PREFECT_API_URL"] = url
     for name in PRELOAD:
         __import__(name)
