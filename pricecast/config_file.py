@@ -32,8 +32,8 @@ def go_offline(env: dict[str, str] | None = None) -> dict[str, str]:
 
 
 #: Python collects its youngest objects after every 700 new ones by default. Importing TensorFlow, Prefect and
-#: MLflow and tracing a Keras model make millions: a one-epoch `pricecast train` spent 1-2 of its 10-11 CPU-s
-#: collecting. After every 10,000 it spends a fraction of that; the older generations keep their pace.
+#: MLflow and tracing a Keras model make millions: a one-epoch `pricecast train` took 11.0-11.9 CPU-s so, and
+#: 9.7-10.3 collecting after every 10,000 (README, Timings). The older generations keep Python's pace.
 YOUNG_GENERATION = 10_000
 
 

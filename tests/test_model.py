@@ -31,6 +31,20 @@ def test_same_seed_same_weights_other_seed_other_weights() -> None:
     assert not np.array_equal(predict(first.model, x), predict(other.model, x))
 
 
+def test_predictions_come_from_the_numpy_twin_and_match_keras() -> None:
+    """What a run's test days and a backtest's folds are scored with: the network's NumPy twin (what its
+    version serves with) gives Keras' outputs to float32 rounding; a network without a twin goes through Keras."""
+    import keras
+
+    x = np.random.default_rng(2).random((30, 6, 1)).astype("float32")
+    fitted = fit_model(x, x[:, -1, 0], ModelConfig(), TrainingConfig(epochs=1, batch_size=8))
+    keras_says = fitted.model.predict(x, verbose=0).ravel()
+    np.testing.assert_allclose(predict(fitted.model, x), keras_says, rtol=1e-5, atol=1e-6)
+    stacked = keras.Sequential([keras.Input((6, 1)), keras.layers.GRU(3, return_sequences=True), keras.layers.GRU(2)])
+    stacked.add(keras.layers.Dense(1))
+    np.testing.assert_array_equal(predict(stacked, x), stacked.predict(x, verbose=0).ravel())
+
+
 @pytest.mark.parametrize("cell", ["SimpleRNN", "GRU"])
 def test_a_reused_trainer_gives_a_fresh_models_weights_and_leaves_the_models_it_returned_alone(cell: str) -> None:
     from pricecast.stages import model as stages_model
