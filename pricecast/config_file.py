@@ -32,7 +32,7 @@ def go_offline(env: dict[str, str] | None = None) -> dict[str, str]:
 
 
 #: Python collects its youngest objects after every 700 new ones by default. Importing TensorFlow, Prefect and
-#: MLflow and tracing a Keras model make millions: a one-epoch `pricecast train` took 11.0-11.9 CPU-s so, and
+#: MLflow and tracing a Keras model make millions: a two-epoch `pricecast train` took 11.0-11.9 CPU-s so, and
 #: 9.7-10.3 collecting after every 10,000 (README, Timings). The older generations keep Python's pace.
 YOUNG_GENERATION = 10_000
 
