@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from quality import EMBEDDED, RESULTS, series
 
 from pricecast.config import go_offline
@@ -52,7 +51,9 @@ def main() -> None:
     if not rows:
         raise SystemExit(f"No cached forecasts in {RESULTS / 'forecasts'}: run bench/quality.py first")
     result = pd.concat(rows, ignore_index=True)
-    medians = result.groupby(["model", "method", "ticker"], sort=False)[[*SHOWN, "dm_interval_const_p", "days"]].median()
+    medians = result.groupby(["model", "method", "ticker"], sort=False)[
+        [*SHOWN, "dm_interval_const_p", "days"]
+    ].median()
     lines = [
         f"Walk-forward, {args.folds} folds x {args.fold_days} days, ranges scored after the first "
         f"{int(len(result) and result['days'].iloc[0] and args.folds * args.fold_days - result['days'].iloc[0])} "
@@ -78,7 +79,9 @@ def main() -> None:
         c80, c95 = np.median(g["coverage_80"]), np.median(g["coverage_95"])
         summary.append(f"| {model} | {method} | {c80:.3f} | {c95:.3f} | {wins} of {len(g)} |")
         if abs(c80 - 0.80) <= 0.03 and abs(c95 - 0.95) <= 0.02:
-            choice.setdefault(model, []).append((float(np.median(g["interval_score_80"] / const["interval_score_80"])), method))
+            choice.setdefault(model, []).append(
+                (float(np.median(g["interval_score_80"] / const["interval_score_80"])), method)
+            )
     text = "\n".join(lines + summary) + "\n"
     for model, found in choice.items():
         ratio, method = min(found)

@@ -130,6 +130,16 @@ def conformal_quantile(scores: np.ndarray, level: float) -> float:
     return math.inf if scores.size == 0 or rank > scores.size else float(scores[max(rank, 1) - 1])
 
 
+def conformal_width(scores: np.ndarray, level: float) -> float:
+    """The conformal quantile, or with too few scores for a finite one, the normal quantile of their root mean
+    square (NaN with none)."""
+    q = conformal_quantile(scores, level)
+    if math.isfinite(q):
+        return q
+    scores = np.asarray(scores, dtype="float64")
+    return z(level) * float(np.sqrt(np.mean(scores**2))) if scores.size else math.nan
+
+
 def next_variances(params: dict[str, Any], returns: np.ndarray) -> np.ndarray:
     """The one-day variance forecast after each log return: `out[i]` is made with `returns[: i + 1]`.
 
@@ -187,10 +197,7 @@ def half_widths(spec: dict[str, Any], prices: np.ndarray, scores: np.ndarray | N
         scale = math.sqrt(next_variances(spec, returns)[-1]) if len(returns) else math.sqrt(spec["var0"])
     out = {}
     for level in levels:
-        q = conformal_quantile(scores, level)
-        if not math.isfinite(q):
-            q = z(level) * float(np.sqrt(np.mean(scores**2))) if len(scores) else math.nan
-        out[level] = q * scale * steps
+        out[level] = conformal_width(scores, level) * scale * steps
     return out
 
 

@@ -16,10 +16,11 @@ where the half-width `q` of a level (80, 95) at step h comes from one of the met
   calibrated width follows the volatility (normalised, or locally adaptive, conformal).
 
 The served model computes its ranges with the same functions (`pricecast.forecaster`, which a
-registered version carries as its code). Volatility methods read only the target's past returns; conformal methods read only the model's
-past errors: every range at day t uses nothing after t. Scores: coverage, width relative to the
-point forecast, the interval (Winkler) score and the pinball loss over the quantiles the ranges
-and the point forecast make, with a Diebold-Mariano test of the interval score against `const_vol`.
+registered version carries as its code). Volatility methods read only the target's past returns;
+conformal methods read only the model's past errors: every range at day t uses nothing after t.
+Scores: coverage, width relative to the point forecast, the interval (Winkler) score and the
+pinball loss over the quantiles the ranges and the point forecast make, with a Diebold-Mariano
+test of the interval score against `const_vol`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pricecast.forecaster import (
     PARAMETER_FREE,
     VOLATILITY,
     conformal_quantile,
+    conformal_width,
     next_variances,
     z,
 )
@@ -180,7 +182,7 @@ def backtest_half_widths(
         if method == "aci":
             out[level] = aci_half_widths(scores, level)
         else:
-            out[level] = np.array([conformal_quantile(scores[:day], level) for day in range(len(scores))])
+            out[level] = np.array([conformal_width(scores[:day], level) for day in range(len(scores))])
         if method == "conformal_ewma":
             out[level] = out[level] * sigma
     return out
@@ -274,7 +276,8 @@ def walk_forward_ranges(
     """Every model of a `walk_forward` table with every range method, scored on the same days.
 
     The days scored are those after the first `calibration_days(levels)` (the conformal methods'
-    calibration), the same for every method.
+    calibration; half the days in a shorter backtest, whose highest levels then take `conformal_width`'s
+    normal fallback), the same for every method.
 
     Returns:
         One row per (model, method): `range_scores` plus `days`; the DM p-value is against the
@@ -285,11 +288,10 @@ def walk_forward_ranges(
     levels = check_levels(levels)
     models = [c for c in forecasts.columns if c not in INFO_COLUMNS]
     methods = list(dict.fromkeys([REFERENCE, *methods]))
-    skip = calibration_days(levels)
-    if len(forecasts) <= skip:
+    skip = min(calibration_days(levels), len(forecasts) // 2)  # a short backtest: see `conformal_width`
+    if len(forecasts) < 2:
         raise DataError(
-            f"{len(forecasts)} backtest days are too few for ranges at {', '.join(map(str, levels))}%: the first "
-            f"{skip} calibrate the conformal methods"
+            f"{len(forecasts)} backtest day is too few for ranges: the first calibrates, the next is scored"
         )
     scored = np.arange(len(forecasts)) >= skip
     actual = forecasts["actual"].to_numpy(dtype="float64")[scored]
