@@ -72,6 +72,14 @@ def test_backtest_scores_every_model_on_the_same_days_and_records_it(
         for key in ("mae", "rmse", "mase", "skill", "skill_last_price", "dm_naive_p", "dm_last_price_p"):
             assert key in child.data.metrics, key
         assert [m.step for m in client.get_metric_history(child.info.run_id, "fold_mae")] == [0, 1]
+        # the default range method's scores under plain names, every other method's prefixed
+        for key in ("coverage_80", "coverage_95", "width_80", "interval_score_80", "interval_score_95", "pinball"):
+            assert key in child.data.metrics and f"const_vol.{key}" in child.data.metrics, key
+        assert 0 < child.data.metrics["dm_interval_const_p"] <= 1
+    # ranges scored on the same days for every model and method, the 5 after the first half (10 days)
+    assert set(result.ranges["days"]) == {5} and len(result.ranges) == 5 * 6
+    row = result.ranges.loc[("naive", "conformal")]
+    assert 0 <= row["coverage_80"] <= row["coverage_95"] <= 1 and row["interval_score_95"] > 0
 
 
 def test_dask_on_an_existing_cluster_by_address_and_on_a_local_cluster_gives_the_same_forecasts(

@@ -152,6 +152,11 @@ def test_forecast_flow_writes_the_csv_the_mlflow_run_and_the_prefect_table(train
     assert saved["version"].iloc[3:].astype(str).eq(trained["record"].version).all()
     assert saved["run_id"].iloc[3:].eq(trained["record"].run_id).all()
     assert saved["naive"].eq(trained["store"]["open"].iloc[-1]).all() and saved["actual"].isna().all()
+    # every row's ranges: nested, around the forecast, widening with the step; the method named
+    assert (saved["lower_95"] < saved["lower_80"]).all() and (saved["lower_80"] < saved["forecast"]).all()
+    assert (saved["forecast"] < saved["upper_80"]).all() and (saved["upper_80"] < saved["upper_95"]).all()
+    width = (saved["upper_80"] - saved["lower_80"]).to_numpy().reshape(2, 3)
+    assert (np.diff(width, axis=1) > 0).all() and saved["range_method"].eq("conformal").all()
     assert client.get_run(fallback.run_id).data.tags["fallback"] == baseline
 
     run = client.get_run(second.run_id)
@@ -171,6 +176,7 @@ def test_forecast_flow_writes_the_csv_the_mlflow_run_and_the_prefect_table(train
     assert table.type == "table"
     rows = json.loads(table.data) if isinstance(table.data, str) else table.data
     assert [r["date"] for r in rows] == saved["date"].iloc[3:].tolist()
+    np.testing.assert_allclose([r["upper_95"] for r in rows], saved["upper_95"].iloc[3:], rtol=1e-3)
 
 
 def test_backfill_over_ten_past_days_writes_ten_forecasts_with_their_actuals(trained: dict) -> None:
@@ -272,6 +278,9 @@ def test_served_model_forecasts_real_rows_like_the_process(server: str, trained:
     )
     assert served["date"].tolist() == here["date"].tolist()
     np.testing.assert_allclose(served["forecast"], here["forecast"], rtol=1e-6)
+    for bound in ("lower_80", "upper_80", "lower_95", "upper_95"):  # the served response carries the ranges
+        np.testing.assert_allclose(served[bound], here[bound], rtol=1e-6)
+    assert (served["lower_80"] < served["forecast"]).all() and (served["forecast"] < served["upper_80"]).all()
 
 
 def bad_rows(store: pd.DataFrame, change) -> list[dict]:  # noqa: ANN001 - a function of a frame
