@@ -92,8 +92,8 @@ class SplitConfig(_Group):
 class ScalingConfig(_Group):
     """MinMax scaling, fitted on the training part only."""
 
-    feature_min: float = 0.0
-    feature_max: float = 1.0
+    feature_min: float = Field(0.0, description="Lower end of the scaled range ('level' representation).")
+    feature_max: float = Field(1.0, description="Upper end of the scaled range ('level' representation).")
 
     @model_validator(mode="after")
     def _increasing(self) -> ScalingConfig:
@@ -116,8 +116,8 @@ class ModelConfig(_Group):
         description="'network', or a baseline: 'naive' (tomorrow = today's target), 'last_price' (today's close), "
         "'drift', 'arima' (statsmodels ARIMA(1,1,1) on log prices).",
     )
-    cell: Literal["SimpleRNN", "LSTM", "GRU"] = "GRU"
-    units: int = Field(8, ge=1)
+    cell: Literal["SimpleRNN", "LSTM", "GRU"] = Field("GRU", description="The recurrent layer.")
+    units: int = Field(8, ge=1, description="Units of the recurrent layer.")
     zero_output: bool = Field(
         True, description="Start the output layer at zero: the untrained 'return' network forecasts the last price."
     )
@@ -126,10 +126,12 @@ class ModelConfig(_Group):
 class TrainingConfig(_Group):
     """Adam on mean squared error, as in the seed."""
 
-    epochs: int = Field(10, ge=0)
-    batch_size: int = Field(100, ge=1)
-    validation_split: float = Field(0.1, ge=0.0, lt=1.0)
-    learning_rate: float = Field(0.0003, gt=0.0)
+    epochs: int = Field(10, ge=0, description="Passes over the training windows.")
+    batch_size: int = Field(100, ge=1, description="Windows per gradient step.")
+    validation_split: float = Field(
+        0.1, ge=0.0, lt=1.0, description="Share of the latest training windows kept for the validation loss."
+    )
+    learning_rate: float = Field(0.0003, gt=0.0, description="Adam's learning rate.")
     seed: int = Field(42, description="Seeds Python, NumPy and TensorFlow; the same seed gives the same numbers.")
     threads: int = Field(
         1,
@@ -206,7 +208,7 @@ class ScheduleConfig(_Group):
     cron: str = Field(
         "30 17 * * 1-5", description="Retrain schedule: by default each weekday after the US market close."
     )
-    timezone: str = "America/New_York"
+    timezone: str = Field("America/New_York", description="Time zone of the cron schedule.")
     pause_on_shutdown: bool = Field(False, description="Pause the schedules when `pricecast serve` stops.")
     prefect_port: int = Field(
         4200,

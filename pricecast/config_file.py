@@ -32,17 +32,19 @@ def go_offline(env: dict[str, str] | None = None) -> dict[str, str]:
 
 
 #: Python collects its youngest objects after every 700 new ones by default. Importing TensorFlow, Prefect and
-#: MLflow and tracing a Keras model make millions: a two-epoch `pricecast train` took 11.0-11.9 CPU-s so, and
-#: 9.7-10.3 collecting after every 10,000 (README, Timings). The older generations keep Python's pace.
+#: MLflow and tracing a Keras model make millions: collecting after every 10,000 saves about 12% of a small
+#: training's CPU (docs/engineering-notes.md). PRICECAST_GC_YOUNG sets another threshold (700: Python's own).
 YOUNG_GENERATION = 10_000
 
 
 def fewer_collections() -> None:
-    """Collect the youngest objects after every `YOUNG_GENERATION` new ones: this process and what it forks.
+    """Collect the youngest objects after every `YOUNG_GENERATION` new ones (or $PRICECAST_GC_YOUNG): this process
+    and what it forks. The older generations keep Python's pace.
 
     The CLI, the warm process, the task runner's spawned workers and the tests call it first thing.
     """
-    gc.set_threshold(YOUNG_GENERATION, *gc.get_threshold()[1:])
+    young = int(os.environ.get("PRICECAST_GC_YOUNG") or YOUNG_GENERATION)
+    gc.set_threshold(young, *gc.get_threshold()[1:])
 
 
 def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

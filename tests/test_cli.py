@@ -204,3 +204,16 @@ def test_a_command_collects_its_youngest_objects_less_often(tmp_path: Path) -> N
     finally:
         fewer_collections()
     assert task_runner(ParallelConfig(task_runner="processes"))._initializer is fewer_collections
+
+
+def test_the_collectors_pace_can_be_set_back_to_pythons(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PRICECAST_GC_YOUNG=700 turns the tuning off (docs/engineering-notes.md says so)."""
+    from pricecast.config import fewer_collections
+
+    monkeypatch.setenv("PRICECAST_GC_YOUNG", "700")
+    try:
+        fewer_collections()
+        assert gc.get_threshold()[0] == 700
+    finally:
+        monkeypatch.delenv("PRICECAST_GC_YOUNG")
+        fewer_collections()

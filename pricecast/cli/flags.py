@@ -51,7 +51,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     )
     groups: dict[str, argparse._ArgumentGroup] = {}
     for group, name, field in config_fields():
-        section = groups.setdefault(group, parser.add_argument_group(f"{group} config"))
+        if group not in groups:
+            groups[group] = parser.add_argument_group(f"{group} config")
+        section = groups[group]
         options: dict[str, Any] = {"dest": f"{group}.{name}", "default": argparse.SUPPRESS, "help": _help(field)}
         if field.annotation is bool:
             options["action"] = argparse.BooleanOptionalAction
