@@ -153,7 +153,7 @@ def test_flows_a_command_runs_beat_no_heartbeats_unless_the_environment_asks(
     """Only the team stack's crash automation reads heartbeats; elsewhere each flow's end would wait for one."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
 
-    from pricecast.cli.evaluation import servers_ready
+    from pricecast.cli.servers import servers_ready
 
     if env is None:
         monkeypatch.delenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", raising=False)

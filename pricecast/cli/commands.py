@@ -12,10 +12,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pricecast.cli.evaluation import backtest_flags, cmd_backtest, cmd_train, cmd_tune, servers_ready, train_flags
 from pricecast.cli.flags import given_values
+from pricecast.cli.servers import servers_ready
 from pricecast.cli.show import status_lines, warm_line
 from pricecast.cli.team import cmd_deploy, cmd_stack, cmd_store, deploy_args, stack_args, store_args
+from pricecast.cli.training import backtest_flags, cmd_backtest, cmd_train, cmd_tune, train_flags
 from pricecast.config import Config
 
 
