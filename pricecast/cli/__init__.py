@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pricecast.cli.commands import COMMANDS
-from pricecast.cli.flags import add_config_flags, build_config, config_fields, flag_name, given_values
+from pricecast.cli.flags import ALL, READS, add_config_flags, build_config, config_fields, flag_name, given_values
 from pricecast.config import fewer_collections, go_offline
 from pricecast.prefect_server import stop_unused, use_local_server
 
@@ -49,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
         if extra:
             extra(command)
-        add_config_flags(command)
+        add_config_flags(command, READS.get(name, ALL))
     return top
 
 

@@ -20,7 +20,7 @@ import annotated_types
 from pydantic import BaseModel
 
 from pricecast.cli import EXIT_CODES, parser
-from pricecast.cli.flags import flag_name
+from pricecast.cli.flags import ALL, READS, flag_name
 from pricecast.config import PROJECT_ROOT, Config
 
 DOCS = PROJECT_ROOT / "docs"
@@ -131,6 +131,15 @@ def _default(field: Any) -> str:
     return f"`{value}`"
 
 
+def _read_by(group: str) -> str:
+    """Which commands offer the group's flags: some of its fields, all of them, or the whole config."""
+    some = [
+        f"[`{c}`](commands.md#{c})" for c, r in READS.items() if r != ALL and any(f.split(".")[0] == group for f in r)
+    ]
+    whole = ", ".join(f"`{c}`" for c, r in READS.items() if r == ALL)
+    return f"Flags of: {', '.join(some) or 'no command alone'}; and {whole}, which take the whole config."
+
+
 def config_page() -> str:
     out = [
         "# Configuration",
@@ -153,7 +162,7 @@ def config_page() -> str:
         if not isinstance(info.default, BaseModel):
             continue
         model = type(info.default)
-        out += ["", f"## {group}", "", " ".join((model.__doc__ or "").split()), ""]
+        out += ["", f"## {group}", "", " ".join((model.__doc__ or "").split()), "", _read_by(group), ""]
         out += ["| field | flag | type | default | meaning |", "| --- | --- | --- | --- | --- |"]
         for name, field in model.model_fields.items():
             kind = _type(field.annotation) + _limits(field)
