@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# Offline (no analytics, no telemetry): `pricecast.config.go_offline`, called by the CLI, the tests and the benchmarks.
+# Offline (no analytics, no telemetry): `pricecast.process.go_offline`, called by the CLI, the tests and the benchmarks.
 
 .PHONY: run test docs docs-serve server serve ui bench stack stack-down clean
 

@@ -12,19 +12,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pricecast.config_file import OFFLINE_ENV, Paths, fewer_collections, go_offline, load_yaml, merged
+from pricecast.config_file import Paths, load_yaml, merged
 from pricecast.config_groups import BacktestConfig, FeaturesConfig, ModelKind, TuneConfig
 from pricecast.urls import is_postgres_url, redact
 
 __all__ = [
-    "OFFLINE_ENV",
     "BacktestConfig",
     "Config",
     "FeaturesConfig",
     "Paths",
     "TuneConfig",
-    "fewer_collections",
-    "go_offline",
     "load_yaml",
     "merged",
 ]

@@ -1,6 +1,7 @@
 """Config groups of forecasting quality: what the network reads, walk-forward backtests, tuning.
 
-Part of the one config object (`pricecast.config.Config`), kept here so each module stays small.
+Part of the one config object (`pricecast.config.Config`), apart from `pricecast/config.py` only to keep each
+module under 300 lines; import them from `pricecast.config`.
 """
 
 from __future__ import annotations

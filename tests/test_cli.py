@@ -192,8 +192,8 @@ def test_a_command_collects_its_youngest_objects_less_often(tmp_path: Path) -> N
     """The CLI sets the collector's pace first thing (imports and tracing make millions of objects); the task
     runner's spawned workers are set the same way (their initializer)."""
     from pricecast.cli import main
-    from pricecast.config import ParallelConfig, fewer_collections
-    from pricecast.config_file import YOUNG_GENERATION
+    from pricecast.config import ParallelConfig
+    from pricecast.process import YOUNG_GENERATION, fewer_collections
     from tasks.fanout import task_runner
 
     gc.set_threshold(700, 10, 10)  # Python's default, which this test process changed at its start
@@ -207,7 +207,7 @@ def test_a_command_collects_its_youngest_objects_less_often(tmp_path: Path) -> N
 
 def test_the_collectors_pace_can_be_set_back_to_pythons(monkeypatch: pytest.MonkeyPatch) -> None:
     """PRICECAST_GC_YOUNG=700 turns the tuning off (docs/engineering-notes.md says so)."""
-    from pricecast.config import fewer_collections
+    from pricecast.process import fewer_collections
 
     monkeypatch.setenv("PRICECAST_GC_YOUNG", "700")
     try:

@@ -19,8 +19,8 @@ from pydantic import ValidationError
 
 from pricecast.cli.commands import COMMANDS
 from pricecast.cli.flags import ALL, READS, add_config_flags, build_config, config_fields, flag_name, given_values
-from pricecast.config import fewer_collections, go_offline
 from pricecast.prefect_server import stop_unused, use_local_server
+from pricecast.process import fewer_collections, go_offline
 
 #: Commands that talk to Prefect: they use the home's long-lived server when it runs.
 USES_PREFECT = {"train", "backtest", "tune", "retrain", "forecast", "serve", "trigger"}
