@@ -99,7 +99,7 @@ def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
 
     tickers = _tickers(config, args)
     for ticker in tickers or []:
-        open_store(config).read(ticker)  # an unknown ticker is one line now, before any server starts
+        open_store(config).read(ticker)  # an unknown ticker fails here, one line, before any server starts
     from flows.forecast import forecast
 
     with servers_ready(config):
