@@ -244,7 +244,7 @@ def _files(p: argparse.ArgumentParser) -> None:
 
 
 def _server_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("action", choices=["start", "stop", "status"], help="status exits 3 when no server runs")
     p.add_argument("--port", type=int, default=None, help="start: the port (default: a free one)")
 
 
@@ -278,7 +278,7 @@ COMMANDS = {
         "serve a ticker's champion over HTTP with MLflow's model server on 127.0.0.1",
         None,
     ),
-    "serve": (cmd_serve, "serve the train (manual) and retrain (scheduled) deployments until stopped", None),
+    "serve": (cmd_serve, "serve the train, forecast and (scheduled) retrain deployments until stopped", None),
     "trigger": (cmd_trigger, "run a served deployment now", _trigger_args),
     "server": (cmd_server, "start, stop or check this home's long-lived Prefect server (faster runs)", _server_args),
     "ui": (cmd_ui, "open the MLflow UI on 127.0.0.1 against this store", None),
@@ -289,7 +289,7 @@ COMMANDS = {
     ),
     "deploy": (
         cmd_deploy,
-        "team mode: register train, retrain, forecast on the work pool (retrain scheduled)",
+        "team mode: register train, retrain (scheduled), forecast and backtest on the work pool",
         deploy_args,
     ),
     "store": (cmd_store, "copy a local price store into a team one: store copy --from DIR --to URL", store_args),
