@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
 import shlex
@@ -150,3 +151,34 @@ def test_the_readme_is_short_and_keeps_no_dated_measurements() -> None:
     text = (ROOT / "README.md").read_text()
     assert len(text.splitlines()) <= 200
     assert re.findall(r"\b20\d\d-\d\d-\d\d\b", text) == []
+
+
+#: MLflow calls whose literal names (tag and param keys, metric names, artifact paths) the MLflow page must list.
+LOGGING_CALLS = {"set_tags", "set_tag", "log_figure", "log_text", "set_model_tags", "set_version_tags", "log_params"}
+LOGGING_DICTS = {"tags", "nested", "evaluated"}  # dicts of tags built before the call that logs them
+
+
+def logged_names(path: Path) -> set[str]:
+    """The string literals a module passes to MLflow as names: dict keys and plain arguments of LOGGING_CALLS."""
+    names, dicts = set(), []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in LOGGING_CALLS:
+            args = node.args[:1] if node.func.attr == "set_tag" else node.args
+            for arg in args:
+                dicts += [side for side in (arg, getattr(arg, "left", None)) if isinstance(side, ast.Dict)]
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    names.add(arg.value)
+        targets = getattr(node, "targets", [])
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
+            dicts += [node.value] if any(getattr(t, "id", "") in LOGGING_DICTS for t in targets) else []
+    names |= {k.value for d in dicts for k in d.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+    return {n for n in names if not n.startswith("mlflow.")}
+
+
+def test_the_mlflow_page_names_every_tag_param_and_artifact_the_code_logs() -> None:
+    page = (DOCS / "reference" / "mlflow.md").read_text()
+    modules = [*(ROOT / "pricecast" / "tracking").glob("*.py"), ROOT / "pricecast" / "promote.py"]
+    modules += [ROOT / "pricecast" / "cli" / "commands.py"]
+    found = {name: path.name for path in modules for name in logged_names(path)}
+    assert len(found) > 30
+    assert {n: p for n, p in found.items() if f"`{n}`" not in page} == {}
