@@ -147,10 +147,13 @@ def test_the_example_check_catches_a_flag_a_command_and_a_target_that_do_not_exi
 
 
 def test_the_readme_is_short_and_keeps_no_dated_measurements() -> None:
-    """At most 200 lines; measurements with their dates live in docs/results/ and the engineering notes."""
+    """At most 200 lines, its links lead to files that exist, and measurements with their dates live in
+    docs/results/ and the engineering notes."""
     text = (ROOT / "README.md").read_text()
     assert len(text.splitlines()) <= 200
     assert re.findall(r"\b20\d\d-\d\d-\d\d\b", text) == []
+    links = re.findall(r"\]\(([^)#\s]+)", text)
+    assert links and [link for link in links if "://" not in link and not (ROOT / link).exists()] == []
 
 
 #: MLflow calls whose literal names (tag and param keys, metric names, artifact paths) the MLflow page must list.
