@@ -13,14 +13,24 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pricecast.config_file import Paths, load_yaml, merged
-from pricecast.config_groups import BacktestConfig, FeaturesConfig, ModelKind, TuneConfig
+from pricecast.config_groups import (
+    BacktestConfig,
+    FeaturesConfig,
+    ModelKind,
+    ParallelConfig,
+    RangeMethod,
+    ScheduleConfig,
+    TuneConfig,
+)
 from pricecast.urls import is_postgres_url, redact
 
 __all__ = [
     "BacktestConfig",
     "Config",
     "FeaturesConfig",
+    "ParallelConfig",
     "Paths",
+    "ScheduleConfig",
     "TuneConfig",
     "load_yaml",
     "merged",
@@ -182,6 +192,18 @@ class PromotionConfig(_Group):
 class ForecastConfig(_Group):
     """Forecasts from each ticker's champion: the forecast flow and the served model."""
 
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _comma_separated(cls, v: Any) -> Any:
+        return tuple(int(c) for c in v.split(",") if c.strip()) if isinstance(v, str) else v
+
+    @field_validator("levels")
+    @classmethod
+    def _percentages(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or not all(0 < level < 100 for level in v):
+            raise ValueError(f"levels {','.join(map(str, v))} must be percentages strictly between 0 and 100")
+        return tuple(sorted(set(v)))
+
     horizon: int = Field(
         1, ge=1, le=260, description="Trading days to forecast: the first direct, later ones recursive."
     )
@@ -193,43 +215,18 @@ class ForecastConfig(_Group):
     after_retrain: bool = Field(
         True, description="The retrain flow forecasts each ticker with a champion when it is done."
     )
+    levels: tuple[int, ...] = Field(
+        (80, 95),
+        description="Central range levels in percent, comma-separated: each forecast row gets lower_L and upper_L.",
+    )
+    range_method: RangeMethod = Field(
+        "conformal",
+        description="How ranges are made (chosen by bench/ranges.py): conformal on the model's own out-of-sample "
+        "errors; aci, conformal_ewma, const_vol, ewma or garch.",
+    )
     plot_days: int = Field(90, ge=1, description="Days of history drawn before the forecast in its plot.")
     model_port: int = Field(
         5001, ge=1, le=65535, description="Port of `pricecast serve-model` (MLflow's model server)."
-    )
-
-
-class ScheduleConfig(_Group):
-    """When `pricecast serve` runs the retrain deployment."""
-
-    cron: str = Field(
-        "30 17 * * 1-5", description="Retrain schedule: by default each weekday after the US market close."
-    )
-    timezone: str = Field("America/New_York", description="Time zone of the cron schedule.")
-    pause_on_shutdown: bool = Field(False, description="Pause the schedules when `pricecast serve` stops.")
-    prefect_port: int = Field(
-        4200,
-        ge=1,
-        le=65535,
-        description="Port of the Prefect server `pricecast serve` starts when PREFECT_API_URL is not set.",
-    )
-
-
-class ParallelConfig(_Group):
-    """How retrain (tickers) and backtest (folds x models) fan out: a Prefect task runner; processes or Dask put
-    each training in a process of its own."""
-
-    task_runner: Literal["threads", "processes", "dask"] = Field(
-        "threads", description="threads (in the flow's process), processes (spawned), dask (prefect-dask)."
-    )
-    max_workers: int | None = Field(
-        None,
-        ge=1,
-        description="Tasks at once; empty = the CPUs, or with threads 1 for retrain (seeds are per "
-        "process) and all for backtest and tune (their networks take turns).",
-    )
-    dask_address: str | None = Field(
-        None, description="Scheduler of an existing Dask cluster (tcp://host:8786); empty = a LocalCluster here."
     )
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from pricecast.cli.flags import given_values
-from pricecast.cli.servers import servers_ready
-from pricecast.cli.show import status_lines, warm_line
+from pricecast.cli.servers import cmd_server, server_args, servers_ready
+from pricecast.cli.show import status_lines
 from pricecast.cli.team import cmd_deploy, cmd_stack, cmd_store, deploy_args, stack_args, store_args
 from pricecast.cli.training import backtest_flags, cmd_backtest, cmd_train, cmd_tune, train_flags
 from pricecast.config import Config
@@ -106,8 +106,11 @@ def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
         results = forecast(config, tickers, args.start, args.end)
     for result in results:
         print(f"\n{result.ticker}: forecasts from {result.model} (MLflow run {result.run_id})")
-        shown = result.rows[["as_of", "date", "forecast", "naive", "actual", "error"]].dropna(axis="columns", how="all")
+        bounds = [c for c in result.rows.columns if c.startswith(("lower_", "upper_"))]
+        columns = ["as_of", "date", "forecast", *bounds, "naive", "actual", "error"]
+        shown = result.rows[columns].dropna(axis="columns", how="all")
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(f"Ranges: {result.rows['range_method'].iloc[0]}, central {', '.join(b[6:] for b in bounds[::2])}%")
         if result.scores:
             s = result.scores
             print(
@@ -115,6 +118,10 @@ def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
                 f"{s['naive_mae']:.4f} (skill {s['skill']:+.3f})"
             )
         print(f"Appended to {result.path}")
+        if args.plot:
+            path = args.plot if len(results) == 1 else args.plot.with_stem(f"{args.plot.stem}-{result.ticker}")
+            result.figure.savefig(path, dpi=110)
+            print(f"Fan chart: {path}")
     return 0
 
 
@@ -180,24 +187,14 @@ def _dates(p: argparse.ArgumentParser) -> None:
     _several(p)
 
 
-def cmd_server(config: Config, args: argparse.Namespace) -> int:
-    from pricecast.prefect_server import LocalServer
-
-    server = LocalServer(config.paths())
-    if args.action == "start":
-        url = server.start(args.port)
-        print(f"Prefect server on {url.removesuffix('/api')} (log {server.log}); every pricecast command of this home")
-        print(f"uses it while it runs; `pricecast server stop` stops it. Other tools: export PREFECT_API_URL={url}")
-        print(warm_line(server))
-    elif args.action == "stop":
-        print("Prefect server stopped" if server.stop() else f"No Prefect server was running for {config.paths().root}")
-    else:
-        url = server.url()
-        print(f"Prefect server running on {url} (log {server.log})" if url else "No Prefect server is running")
-        if url:
-            print(warm_line(server))
-        return 0 if url else 3
-    return 0
+def _forecast_args(p: argparse.ArgumentParser) -> None:
+    _dates(p)
+    p.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="write the fan chart (history, forecasts, shaded ranges) here; FILE-TICKER.png for several tickers",
+    )
 
 
 def cmd_serve(config: Config, args: argparse.Namespace) -> int:
@@ -243,11 +240,6 @@ def _files(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _server_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["start", "stop", "status"], help="status exits 3 when no server runs")
-    p.add_argument("--port", type=int, default=None, help="start: the port (default: a free one)")
-
-
 def _trigger_args(p: argparse.ArgumentParser) -> None:
     from pricecast.deploy import FLOWS
 
@@ -270,8 +262,8 @@ COMMANDS = {
     ),
     "forecast": (
         cmd_forecast,
-        "forecast each ticker's next trading days from its champion, or backfill a past range",
-        _dates,
+        "forecast each ticker's next trading days and their ranges from its champion, or backfill a past range",
+        _forecast_args,
     ),
     "serve-model": (
         cmd_serve_model,
@@ -280,7 +272,7 @@ COMMANDS = {
     ),
     "serve": (cmd_serve, "serve the train, forecast and (scheduled) retrain deployments until stopped", None),
     "trigger": (cmd_trigger, "run a served deployment now", _trigger_args),
-    "server": (cmd_server, "start, stop or check this home's long-lived Prefect server (faster runs)", _server_args),
+    "server": (cmd_server, "start, stop or check this home's long-lived Prefect server (faster runs)", server_args),
     "ui": (cmd_ui, "open the MLflow UI on 127.0.0.1 against this store", None),
     "stack": (
         cmd_stack,

@@ -27,14 +27,18 @@ FLAG_NAMES = {
 ALL = ("*",)
 _NETWORK = ("scaling", "features", "window", "model", "training", "tracking")
 _STORE_DATA = ("data.ticker", "data.target", "data.max_jump", "data.on_jump", "data.store")
+_RANGES = ("forecast.levels", "forecast.range_method")  # a version's range is fitted when it is trained
 READS: dict[str, tuple[str, ...]] = {
-    "train": ("data", "split", *_NETWORK, "backtest", "parallel"),  # backtest, parallel: `train --backtest`
-    "backtest": ("data", *_NETWORK, "backtest", "parallel"),
+    "train": ("data", "split", *_NETWORK, *_RANGES, "backtest", "parallel"),  # backtest, parallel: `--backtest`
+    "backtest": ("data", *_NETWORK, *_RANGES, "backtest", "parallel"),
     "tune": ("data", *_NETWORK, "backtest", "tune", "parallel"),
     "add": ("data.ticker",),
     "retrain": (*_STORE_DATA, *_NETWORK, "promotion", "forecast", "parallel"),
     "status": ("data.ticker", "data.store", "tracking"),
-    "forecast": ("data.ticker", "data.store", "tracking", "forecast.horizon", "forecast.version", "forecast.plot_days"),
+    "forecast": (
+        *("data.ticker", "data.store", "tracking"),
+        *("forecast.horizon", "forecast.version", "forecast.levels", "forecast.plot_days"),
+    ),
     "serve-model": ("data.ticker", "tracking", "forecast.version", "forecast.model_port"),
     "serve": ALL,
     "trigger": ALL,

@@ -127,7 +127,7 @@ def _default(field: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, tuple):
-        return f"`{','.join(value)}`"
+        return f"`{','.join(map(str, value))}`"
     return f"`{value}`"
 
 

@@ -1,11 +1,14 @@
-"""What every command that runs flows does around them: the tracking server answers, Prefect's server is up."""
+"""The servers a command needs: the ready check around the flows a command runs (the tracking server answers,
+Prefect's is up), and `pricecast server start|stop|status`, this home's long-lived Prefect server."""
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pricecast.cli.show import warm_line
 from pricecast.config import Config
 
 
@@ -27,3 +30,28 @@ def servers_ready(config: Config) -> Iterator[None]:
     beats = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY" in os.environ
     with temporary_settings(updates={} if beats else {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
+
+
+def server_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["start", "stop", "status"], help="status exits 3 when no server runs")
+    p.add_argument("--port", type=int, default=None, help="start: the port (default: a free one)")
+
+
+def cmd_server(config: Config, args: argparse.Namespace) -> int:
+    from pricecast.prefect_server import LocalServer
+
+    server = LocalServer(config.paths())
+    if args.action == "start":
+        url = server.start(args.port)
+        print(f"Prefect server on {url.removesuffix('/api')} (log {server.log}); every pricecast command of this home")
+        print(f"uses it while it runs; `pricecast server stop` stops it. Other tools: export PREFECT_API_URL={url}")
+        print(warm_line(server))
+    elif args.action == "stop":
+        print("Prefect server stopped" if server.stop() else f"No Prefect server was running for {config.paths().root}")
+    else:
+        url = server.url()
+        print(f"Prefect server running on {url} (log {server.log})" if url else "No Prefect server is running")
+        if url:
+            print(warm_line(server))
+        return 0 if url else 3
+    return 0
