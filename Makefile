@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# Offline (no analytics, no telemetry): `pricecast.config.go_offline`, called by the CLI, the tests and the benchmarks.
+# Offline (no analytics, no telemetry): `pricecast.process.go_offline`, called by the CLI, the tests and the benchmarks.
 
-.PHONY: run test server serve ui bench stack stack-down clean
+.PHONY: run test docs docs-serve server serve ui bench stack stack-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,10 +17,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## train the default forecaster on the embedded data, then backtest it (both skills side by side)
 	$(BIN)/pricecast train --backtest $(ARGS)
 
-test: $(STAMP)  ## format and lint checks, then the whole test suite
+test: $(STAMP)  ## format and lint checks, then the whole test suite (the docs build strict among them)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder $(ARGS)
+
+docs: $(STAMP)  ## build the documentation site into site/ (strict: a warning fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(STAMP)  ## serve the documentation on http://127.0.0.1:8000, rebuilt on every save
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000
 
 server: $(STAMP)  ## start this home's long-lived Prefect server and its warm process in the background (`pricecast server stop` stops both)
 	$(BIN)/pricecast server start $(ARGS)
@@ -47,4 +53,4 @@ stack-down: $(STAMP)  ## stop what `make stack` started
 	$(BIN)/pricecast stack down $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

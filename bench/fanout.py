@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 from mlflow import MlflowClient
 
-from pricecast.config import go_offline
 from pricecast.prices.sources import load_default
+from pricecast.process import go_offline
 from pricecast.stack.procs import group_pids, memory_mb
 
 TICKERS = ["AAPL", "GOOG", "IBM", "MSFT"]

@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 
-from pricecast.config import ModelConfig, TrainingConfig, go_offline
+from pricecast.config import ModelConfig, TrainingConfig
+from pricecast.process import go_offline
 from pricecast.stages.model import fit_model
 
 

@@ -33,8 +33,9 @@ def run_variant(variant: str, epochs: int, data_dir: Path) -> dict[str, float]:
     """Train once as `variant` says; returns fit seconds and MAE."""
     import tensorflow as tf
 
-    from pricecast.config import Config, go_offline, load_yaml
+    from pricecast.config import Config, load_yaml
     from pricecast.prices.sources import load_prices
+    from pricecast.process import go_offline
     from pricecast.stages import model
     from pricecast.stages.evaluate import evaluate_model
     from pricecast.stages.prepare import prepare

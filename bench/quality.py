@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pricecast.config import Config, go_offline, load_yaml, merged
+from pricecast.config import Config, load_yaml, merged
 from pricecast.prices.sources import load_prices
+from pricecast.process import go_offline
 from pricecast.stages.backtest import score, walk_forward
 from pricecast.stages.baselines import baselines
 from pricecast.stages.network import NetworkForecaster

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from quality import EMBEDDED, RESULTS, series
 
-from pricecast.config import go_offline
+from pricecast.process import go_offline
 from pricecast.stages.ranges import METHODS, walk_forward_ranges
 
 SHOWN = ("coverage_80", "coverage_95", "width_80", "interval_score_80", "interval_score_95", "pinball")

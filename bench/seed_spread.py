@@ -15,8 +15,9 @@ import statistics
 import time
 from pathlib import Path
 
-from pricecast.config import Config, go_offline, load_yaml
+from pricecast.config import Config, load_yaml
 from pricecast.prices.sources import load_prices
+from pricecast.process import go_offline
 from pricecast.stages.evaluate import evaluate_model
 from pricecast.stages.model import fit_model
 from pricecast.stages.prepare import prepare

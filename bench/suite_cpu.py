@@ -2,7 +2,7 @@
 
 Usage: python bench/suite_cpu.py [--workers 3] [pytest args...]
 
-Runs the README's test command (`pytest -n N --dist loadfile --no-loadscope-reorder`, `-v --durations=0`
+Runs `make test`'s pytest command (`pytest -n N --dist loadfile --no-loadscope-reorder`, `-v --durations=0`
 added) while reading every process's CPU time (user + system) from /proc twice a second, and prints:
 the wall time; each xdist worker's busy time (the sum of its tests' set-up, call and tear-down); the
 CPU of the processes the run started, grouped by what they are (test processes, `pricecast`

@@ -12,19 +12,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pricecast.config_file import OFFLINE_ENV, Paths, fewer_collections, go_offline, load_yaml, merged
-from pricecast.config_groups import BacktestConfig, FeaturesConfig, ModelKind, RangeMethod, TuneConfig
+from pricecast.config_file import Paths, load_yaml, merged
+from pricecast.config_groups import (
+    BacktestConfig,
+    FeaturesConfig,
+    ModelKind,
+    ParallelConfig,
+    RangeMethod,
+    ScheduleConfig,
+    TuneConfig,
+)
 from pricecast.urls import is_postgres_url, redact
 
 __all__ = [
-    "OFFLINE_ENV",
     "BacktestConfig",
     "Config",
     "FeaturesConfig",
+    "ParallelConfig",
     "Paths",
+    "ScheduleConfig",
     "TuneConfig",
-    "fewer_collections",
-    "go_offline",
     "load_yaml",
     "merged",
 ]
@@ -92,8 +99,8 @@ class SplitConfig(_Group):
 class ScalingConfig(_Group):
     """MinMax scaling, fitted on the training part only."""
 
-    feature_min: float = 0.0
-    feature_max: float = 1.0
+    feature_min: float = Field(0.0, description="Lower end of the scaled range ('level' representation).")
+    feature_max: float = Field(1.0, description="Upper end of the scaled range ('level' representation).")
 
     @model_validator(mode="after")
     def _increasing(self) -> ScalingConfig:
@@ -116,8 +123,8 @@ class ModelConfig(_Group):
         description="'network', or a baseline: 'naive' (tomorrow = today's target), 'last_price' (today's close), "
         "'drift', 'arima' (statsmodels ARIMA(1,1,1) on log prices).",
     )
-    cell: Literal["SimpleRNN", "LSTM", "GRU"] = "GRU"
-    units: int = Field(8, ge=1)
+    cell: Literal["SimpleRNN", "LSTM", "GRU"] = Field("GRU", description="The recurrent layer.")
+    units: int = Field(8, ge=1, description="Units of the recurrent layer.")
     zero_output: bool = Field(
         True, description="Start the output layer at zero: the untrained 'return' network forecasts the last price."
     )
@@ -126,10 +133,12 @@ class ModelConfig(_Group):
 class TrainingConfig(_Group):
     """Adam on mean squared error, as in the seed."""
 
-    epochs: int = Field(10, ge=0)
-    batch_size: int = Field(100, ge=1)
-    validation_split: float = Field(0.1, ge=0.0, lt=1.0)
-    learning_rate: float = Field(0.0003, gt=0.0)
+    epochs: int = Field(10, ge=0, description="Passes over the training windows.")
+    batch_size: int = Field(100, ge=1, description="Windows per gradient step.")
+    validation_split: float = Field(
+        0.1, ge=0.0, lt=1.0, description="Share of the latest training windows kept for the validation loss."
+    )
+    learning_rate: float = Field(0.0003, gt=0.0, description="Adam's learning rate.")
     seed: int = Field(42, description="Seeds Python, NumPy and TensorFlow; the same seed gives the same numbers.")
     threads: int = Field(
         1,
@@ -218,40 +227,6 @@ class ForecastConfig(_Group):
     plot_days: int = Field(90, ge=1, description="Days of history drawn before the forecast in its plot.")
     model_port: int = Field(
         5001, ge=1, le=65535, description="Port of `pricecast serve-model` (MLflow's model server)."
-    )
-
-
-class ScheduleConfig(_Group):
-    """When `pricecast serve` runs the retrain deployment."""
-
-    cron: str = Field(
-        "30 17 * * 1-5", description="Retrain schedule: by default each weekday after the US market close."
-    )
-    timezone: str = "America/New_York"
-    pause_on_shutdown: bool = Field(False, description="Pause the schedules when `pricecast serve` stops.")
-    prefect_port: int = Field(
-        4200,
-        ge=1,
-        le=65535,
-        description="Port of the Prefect server `pricecast serve` starts when PREFECT_API_URL is not set.",
-    )
-
-
-class ParallelConfig(_Group):
-    """How retrain (tickers) and backtest (folds x models) fan out: a Prefect task runner; processes or Dask put
-    each training in a process of its own."""
-
-    task_runner: Literal["threads", "processes", "dask"] = Field(
-        "threads", description="threads (in the flow's process), processes (spawned), dask (prefect-dask)."
-    )
-    max_workers: int | None = Field(
-        None,
-        ge=1,
-        description="Tasks at once; empty = the CPUs, or with threads 1 for retrain (seeds are per "
-        "process) and all for backtest and tune (their networks take turns).",
-    )
-    dask_address: str | None = Field(
-        None, description="Scheduler of an existing Dask cluster (tcp://host:8786); empty = a LocalCluster here."
     )
 
 

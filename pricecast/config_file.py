@@ -1,48 +1,15 @@
-"""The config's surroundings: the offline environment, the collector's pace, the store's paths, YAML files and
-merging groups of values."""
+"""The config outside its object: YAML files (read, written), merging groups of values, and the paths under a home.
+
+Apart from `pricecast/config.py` only to keep each module under 300 lines; import these from `pricecast.config`.
+"""
 
 from __future__ import annotations
 
-import gc
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel
-
-#: Prefect, MLflow and TensorFlow must not phone home or chatter: these machines are offline.
-OFFLINE_ENV = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "true",
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-}
-
-
-def go_offline(env: dict[str, str] | None = None) -> dict[str, str]:
-    """Set the offline variables in `env` (default: this process's environment) unless already set; returns it.
-
-    The CLI, the tests, the benchmarks and every server the project starts call this one function.
-    """
-    env = os.environ if env is None else env
-    for key, value in OFFLINE_ENV.items():
-        env.setdefault(key, value)
-    return env
-
-
-#: Python collects its youngest objects after every 700 new ones by default. Importing TensorFlow, Prefect and
-#: MLflow and tracing a Keras model make millions: a two-epoch `pricecast train` took 11.0-11.9 CPU-s so, and
-#: 9.7-10.3 collecting after every 10,000 (README, Timings). The older generations keep Python's pace.
-YOUNG_GENERATION = 10_000
-
-
-def fewer_collections() -> None:
-    """Collect the youngest objects after every `YOUNG_GENERATION` new ones: this process and what it forks.
-
-    The CLI, the warm process, the task runner's spawned workers and the tests call it first thing.
-    """
-    gc.set_threshold(YOUNG_GENERATION, *gc.get_threshold()[1:])
 
 
 def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

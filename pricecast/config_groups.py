@@ -1,6 +1,7 @@
-"""Config groups of forecasting quality: what the network reads, walk-forward backtests, tuning.
+"""Config groups: what the network reads, walk-forward backtests, tuning, and how runs are scheduled and fanned out.
 
-Part of the one config object (`pricecast.config.Config`), kept here so each module stays small.
+Part of the one config object (`pricecast.config.Config`), apart from `pricecast/config.py` only to keep each
+module under 300 lines; import them from `pricecast.config`.
 """
 
 from __future__ import annotations
@@ -77,3 +78,37 @@ class TuneConfig(_Group):
         description="Optuna storage URL (a database server); empty = a journal file in <home>/tune/.",
     )
     output: Path | None = Field(None, description="Best config YAML; empty = <home>/tune/<TICKER>-best.yaml.")
+
+
+class ScheduleConfig(_Group):
+    """When `pricecast serve` runs the retrain deployment."""
+
+    cron: str = Field(
+        "30 17 * * 1-5", description="Retrain schedule: by default each weekday after the US market close."
+    )
+    timezone: str = Field("America/New_York", description="Time zone of the cron schedule.")
+    pause_on_shutdown: bool = Field(False, description="Pause the schedules when `pricecast serve` stops.")
+    prefect_port: int = Field(
+        4200,
+        ge=1,
+        le=65535,
+        description="Port of the Prefect server `pricecast serve` starts when PREFECT_API_URL is not set.",
+    )
+
+
+class ParallelConfig(_Group):
+    """How retrain (tickers) and backtest (folds x models) fan out: a Prefect task runner; processes or Dask put
+    each training in a process of its own."""
+
+    task_runner: Literal["threads", "processes", "dask"] = Field(
+        "threads", description="threads (in the flow's process), processes (spawned), dask (prefect-dask)."
+    )
+    max_workers: int | None = Field(
+        None,
+        ge=1,
+        description="Tasks at once; empty = the CPUs, or with threads 1 for retrain (seeds are per "
+        "process) and all for backtest and tune (their networks take turns).",
+    )
+    dask_address: str | None = Field(
+        None, description="Scheduler of an existing Dask cluster (tcp://host:8786); empty = a LocalCluster here."
+    )

@@ -22,8 +22,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from pricecast.config import Paths, go_offline
+from pricecast.config import Paths
 from pricecast.errors import StackError
+from pricecast.process import go_offline
 from pricecast.stack.procs import PORT_TRIES, free_port, lost_its_port, start_time
 from pricecast.templates import default_prefect_database, new_prefect_database
 

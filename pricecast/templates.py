@@ -16,8 +16,8 @@ import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from pricecast.config import go_offline
 from pricecast.errors import StackError
+from pricecast.process import go_offline
 
 #: Settings that point a Prefect server at a database other than `$PREFECT_HOME/prefect.db`.
 PREFECT_DATABASE_SETTINGS = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")

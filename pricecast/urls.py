@@ -1,4 +1,7 @@
-"""Store and server URLs: which kind a URL is, and how it shows in params, logs and messages."""
+"""Store and server URLs: which kind a URL is, and how it shows in params, logs and messages.
+
+Shared by the config (its `data.store` field), the team stack and the price stores, so it belongs to none of them.
+"""
 
 from __future__ import annotations
 

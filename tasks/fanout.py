@@ -17,7 +17,8 @@ from prefect.futures import wait
 from prefect.states import State
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from pricecast.config import ParallelConfig, fewer_collections
+from pricecast.config import ParallelConfig
+from pricecast.process import fewer_collections
 
 
 def workers(config: ParallelConfig, threads: int = 1) -> int:

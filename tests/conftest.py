@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pricecast.config import fewer_collections, go_offline
+from pricecast.process import fewer_collections, go_offline
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

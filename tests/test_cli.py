@@ -66,7 +66,6 @@ def test_flags_fill_the_config(tmp_path: Path) -> None:
         "tata",
         "--target",
         "close",
-        "--no-naive-gate",
         "--home",
         str(tmp_path),
     )
@@ -78,7 +77,7 @@ def test_flags_fill_the_config(tmp_path: Path) -> None:
         "TATA",
         "close",
     )
-    assert c.promotion.naive_gate is False
+    assert build_config(parser().parse_args(["retrain", "--no-naive-gate"])).promotion.naive_gate is False
     assert c.paths().root == tmp_path.resolve()
 
 
@@ -153,7 +152,7 @@ def test_flows_a_command_runs_beat_no_heartbeats_unless_the_environment_asks(
     """Only the team stack's crash automation reads heartbeats; elsewhere each flow's end would wait for one."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
 
-    from pricecast.cli.evaluation import servers_ready
+    from pricecast.cli.servers import servers_ready
 
     if env is None:
         monkeypatch.delenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", raising=False)
@@ -193,8 +192,8 @@ def test_a_command_collects_its_youngest_objects_less_often(tmp_path: Path) -> N
     """The CLI sets the collector's pace first thing (imports and tracing make millions of objects); the task
     runner's spawned workers are set the same way (their initializer)."""
     from pricecast.cli import main
-    from pricecast.config import ParallelConfig, fewer_collections
-    from pricecast.config_file import YOUNG_GENERATION
+    from pricecast.config import ParallelConfig
+    from pricecast.process import YOUNG_GENERATION, fewer_collections
     from tasks.fanout import task_runner
 
     gc.set_threshold(700, 10, 10)  # Python's default, which this test process changed at its start
@@ -204,3 +203,38 @@ def test_a_command_collects_its_youngest_objects_less_often(tmp_path: Path) -> N
     finally:
         fewer_collections()
     assert task_runner(ParallelConfig(task_runner="processes"))._initializer is fewer_collections
+
+
+def test_the_collectors_pace_can_be_set_back_to_pythons(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PRICECAST_GC_YOUNG=700 turns the tuning off (docs/engineering-notes.md says so)."""
+    from pricecast.process import fewer_collections
+
+    monkeypatch.setenv("PRICECAST_GC_YOUNG", "700")
+    try:
+        fewer_collections()
+        assert gc.get_threshold()[0] == 700
+    finally:
+        monkeypatch.delenv("PRICECAST_GC_YOUNG")
+        fewer_collections()
+
+
+def test_each_command_offers_the_config_flags_it_reads_and_no_others() -> None:
+    """`pricecast add --help` offers --ticker, not --units or --learning-rate; a new command or group needs a line
+    in READS (pricecast/cli/flags.py), and every config field is read by some command besides the ALL ones."""
+    from pricecast.cli.commands import COMMANDS
+    from pricecast.cli.flags import ALL, READS, reads
+
+    assert set(READS) == set(COMMANDS), "add the command to READS in pricecast/cli/flags.py"
+    fields = {(g, n) for g, n, _ in config_fields()}
+    named = {r for entry in READS.values() if entry != ALL for r in entry}
+    assert named <= {g for g, _ in fields} | {f"{g}.{n}" for g, n in fields}  # no typo in READS
+    read = [e for e in READS.values() if e != ALL] + [("schedule",)]  # serve and deploy read schedule themselves
+    unread = [f"{g}.{n}" for g, n in fields if not any(reads(e, g, n) for e in read)]
+    assert unread == [], "name the commands that read these fields in READS"
+    assert parser().parse_args(["add", "f.csv", "--ticker", "goog"]).__dict__["data.ticker"] == "goog"
+    for flag in ("--units", "--learning-rate", "--epochs"):
+        with pytest.raises(SystemExit):
+            parser().parse_args(["add", "f.csv", flag, "8"])
+    with pytest.raises(SystemExit):
+        parser().parse_args(["server", "start", "--epochs", "2"])
+    assert build_config(parser().parse_args(["trigger", "train", "--epochs", "5"])).training.epochs == 5

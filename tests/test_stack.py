@@ -185,7 +185,7 @@ def test_two_retrains_at_once_from_two_machines_lose_no_row_and_a_conflicting_fi
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 CHROMIUM_ARGS += ["--no-first-run", "--disable-sync", "--disable-quic"]
-#: Screenshots of the browser checks, kept as test artifacts (the README names this folder).
+#: Screenshots of the browser checks, kept as test artifacts (docs/guides/backtests.md names this folder).
 SHOTS = Path(os.environ.get("PRICECAST_SCREENSHOTS", ROOT / "tests" / "screenshots"))
 
 
@@ -247,7 +247,7 @@ ROW_JS = """name => {
 @pytest.mark.slow
 def test_mlflow_compare_view_puts_mae_beside_naive_and_the_loss_history_is_one_click_further(stack: Stack, browser):
     """What MLflow 3.17 really shows: a metrics table on the compare page; the loss curves of both runs
-    open from the metric's name (the README's walk-through says so)."""
+    open from the metric's name (docs/guides/backtests.md's walk-through says so)."""
     context = browser.new_context(
         viewport={"width": 1400, "height": 1000},
         http_credentials={"username": stack.credentials.user, "password": stack.credentials.password},

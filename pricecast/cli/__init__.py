@@ -18,16 +18,28 @@ from typing import Any
 from pydantic import ValidationError
 
 from pricecast.cli.commands import COMMANDS
-from pricecast.cli.flags import add_config_flags, build_config, config_fields, flag_name, given_values
-from pricecast.config import fewer_collections, go_offline
+from pricecast.cli.flags import ALL, READS, add_config_flags, build_config, config_fields, flag_name, given_values
 from pricecast.prefect_server import stop_unused, use_local_server
+from pricecast.process import fewer_collections, go_offline
 
 #: Commands that talk to Prefect: they use the home's long-lived server when it runs.
 USES_PREFECT = {"train", "backtest", "tune", "retrain", "forecast", "serve", "trigger"}
 #: Commands that run flows here: without a server to use, they start Prefect's temporary server first thing.
 RUNS_FLOWS = {"train", "backtest", "tune", "retrain", "forecast"}
 
-__all__ = ["build_config", "config_fields", "flag_name", "given_values", "main", "parser", "run"]
+#: What `pricecast` exits with; docs/reference/exit-codes.md is generated from this table.
+EXIT_CODES = {
+    0: "done",
+    1: "the environment failed: a tracking server, price store or stack that does not answer, a full disk; "
+    "`trigger --wait`: the run did not complete; `stack status`: a service is not running; "
+    "an unexpected error (with its traceback)",
+    2: "bad input or config: a price file, a config value, a flag (argparse's usage errors too); nothing was written",
+    3: "`server status`: no long-lived Prefect server runs for this home",
+    128 + signal.SIGINT: "stopped by SIGINT (Ctrl+C): the MLflow run ends KILLED, no half-made version",
+    128 + signal.SIGTERM: "stopped by SIGTERM: the MLflow run ends KILLED, no half-made version",
+}
+
+__all__ = ["EXIT_CODES", "build_config", "config_fields", "flag_name", "given_values", "main", "parser", "run"]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
         if extra:
             extra(command)
-        add_config_flags(command)
+        add_config_flags(command, READS.get(name, ALL))
     return top
 
 
@@ -101,8 +113,7 @@ def resend_lost_signals(previous: Callable[[Any], object]) -> Callable[[Any], No
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `pricecast` console script.
 
-    Exit codes: 0 done, 1 the environment failed (tracking server, full disk), 2 bad input or
-    config, 130 stopped by SIGINT (Ctrl+C), 143 stopped by SIGTERM.
+    Exit codes: `EXIT_CODES`.
     """
     fewer_collections()
     args = parser().parse_args(argv)

@@ -12,10 +12,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pricecast.cli.evaluation import backtest_flags, cmd_backtest, cmd_train, cmd_tune, servers_ready, train_flags
 from pricecast.cli.flags import given_values
-from pricecast.cli.show import status_lines, warm_line
+from pricecast.cli.servers import cmd_server, server_args, servers_ready
+from pricecast.cli.show import status_lines
 from pricecast.cli.team import cmd_deploy, cmd_stack, cmd_store, deploy_args, stack_args, store_args
+from pricecast.cli.training import backtest_flags, cmd_backtest, cmd_train, cmd_tune, train_flags
 from pricecast.config import Config
 
 
@@ -98,7 +99,7 @@ def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
 
     tickers = _tickers(config, args)
     for ticker in tickers or []:
-        open_store(config).read(ticker)  # an unknown ticker is one line now, before any server starts
+        open_store(config).read(ticker)  # an unknown ticker fails here, one line, before any server starts
     from flows.forecast import forecast
 
     with servers_ready(config):
@@ -196,26 +197,6 @@ def _forecast_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def cmd_server(config: Config, args: argparse.Namespace) -> int:
-    from pricecast.prefect_server import LocalServer
-
-    server = LocalServer(config.paths())
-    if args.action == "start":
-        url = server.start(args.port)
-        print(f"Prefect server on {url.removesuffix('/api')} (log {server.log}); every pricecast command of this home")
-        print(f"uses it while it runs; `pricecast server stop` stops it. Other tools: export PREFECT_API_URL={url}")
-        print(warm_line(server))
-    elif args.action == "stop":
-        print("Prefect server stopped" if server.stop() else f"No Prefect server was running for {config.paths().root}")
-    else:
-        url = server.url()
-        print(f"Prefect server running on {url} (log {server.log})" if url else "No Prefect server is running")
-        if url:
-            print(warm_line(server))
-        return 0 if url else 3
-    return 0
-
-
 def cmd_serve(config: Config, args: argparse.Namespace) -> int:
     from pricecast.deploy import serve
 
@@ -259,11 +240,6 @@ def _files(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _server_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["start", "stop", "status"])
-    p.add_argument("--port", type=int, default=None, help="start: the port (default: a free one)")
-
-
 def _trigger_args(p: argparse.ArgumentParser) -> None:
     from pricecast.deploy import FLOWS
 
@@ -294,9 +270,9 @@ COMMANDS = {
         "serve a ticker's champion over HTTP with MLflow's model server on 127.0.0.1",
         None,
     ),
-    "serve": (cmd_serve, "serve the train (manual) and retrain (scheduled) deployments until stopped", None),
+    "serve": (cmd_serve, "serve the train, forecast and (scheduled) retrain deployments until stopped", None),
     "trigger": (cmd_trigger, "run a served deployment now", _trigger_args),
-    "server": (cmd_server, "start, stop or check this home's long-lived Prefect server (faster runs)", _server_args),
+    "server": (cmd_server, "start, stop or check this home's long-lived Prefect server (faster runs)", server_args),
     "ui": (cmd_ui, "open the MLflow UI on 127.0.0.1 against this store", None),
     "stack": (
         cmd_stack,
@@ -305,7 +281,7 @@ COMMANDS = {
     ),
     "deploy": (
         cmd_deploy,
-        "team mode: register train, retrain, forecast on the work pool (retrain scheduled)",
+        "team mode: register train, retrain (scheduled), forecast and backtest on the work pool",
         deploy_args,
     ),
     "store": (cmd_store, "copy a local price store into a team one: store copy --from DIR --to URL", store_args),

@@ -21,6 +21,40 @@ FLAG_NAMES = {
 }
 
 
+#: The config each command reads, as groups ("training") or single fields ("data.ticker"): its `--help` offers
+#: these flags only. ALL: the commands that hand the whole config on (`serve` and `deploy` pin it into
+#: deployments, `trigger` lays its flags over a served deployment's). A new command or config group needs a line.
+ALL = ("*",)
+_NETWORK = ("scaling", "features", "window", "model", "training", "tracking")
+_STORE_DATA = ("data.ticker", "data.target", "data.max_jump", "data.on_jump", "data.store")
+_RANGES = ("forecast.levels", "forecast.range_method")  # a version's range is fitted when it is trained
+READS: dict[str, tuple[str, ...]] = {
+    "train": ("data", "split", *_NETWORK, *_RANGES, "backtest", "parallel"),  # backtest, parallel: `--backtest`
+    "backtest": ("data", *_NETWORK, *_RANGES, "backtest", "parallel"),
+    "tune": ("data", *_NETWORK, "backtest", "tune", "parallel"),
+    "add": ("data.ticker",),
+    "retrain": (*_STORE_DATA, *_NETWORK, "promotion", "forecast", "parallel"),
+    "status": ("data.ticker", "data.store", "tracking"),
+    "forecast": (
+        *("data.ticker", "data.store", "tracking"),
+        *("forecast.horizon", "forecast.version", "forecast.levels", "forecast.plot_days"),
+    ),
+    "serve-model": ("data.ticker", "tracking", "forecast.version", "forecast.model_port"),
+    "serve": ALL,
+    "trigger": ALL,
+    "server": (),
+    "ui": ("tracking.tracking_uri", "tracking.ui_port"),
+    "stack": ("schedule.prefect_port",),
+    "deploy": ALL,
+    "store": (),
+}
+
+
+def reads(reads: tuple[str, ...], group: str, name: str) -> bool:
+    """Whether a command that reads `reads` (a READS entry) reads the field `group.name`."""
+    return reads == ALL or group in reads or f"{group}.{name}" in reads
+
+
 def config_fields() -> Iterator[tuple[str, str, Any]]:
     """(group, field, FieldInfo) for every field of every config group."""
     for group, info in Config.model_fields.items():
@@ -38,11 +72,11 @@ def _help(field: Any) -> str:
     return ((field.description or "") + default).replace("%", "%%")
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """`--config FILE`, `--home DIR` and one flag per config field."""
-    parser.add_argument(
-        "--config", metavar="FILE", default=None, help="YAML file with config groups; flags override it"
-    )
+def add_config_flags(parser: argparse.ArgumentParser, fields: tuple[str, ...] = ALL) -> None:
+    """`--home DIR`, then `--config FILE` and one flag per config field the command reads (`fields`, see READS)."""
+    parser.set_defaults(config=None)
+    if fields:
+        parser.add_argument("--config", metavar="FILE", help="YAML file with config groups; flags override it")
     parser.add_argument(
         "--home",
         metavar="DIR",
@@ -51,7 +85,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     )
     groups: dict[str, argparse._ArgumentGroup] = {}
     for group, name, field in config_fields():
-        section = groups.setdefault(group, parser.add_argument_group(f"{group} config"))
+        if not reads(fields, group, name):
+            continue
+        if group not in groups:
+            groups[group] = parser.add_argument_group(f"{group} config")
+        section = groups[group]
         options: dict[str, Any] = {"dest": f"{group}.{name}", "default": argparse.SUPPRESS, "help": _help(field)}
         if field.annotation is bool:
             options["action"] = argparse.BooleanOptionalAction

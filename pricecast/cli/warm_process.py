@@ -16,8 +16,8 @@ from pathlib import Path
 
 from pricecast.cli import main
 from pricecast.cli.warm import private_folder, settings
-from pricecast.config import fewer_collections, go_offline
 from pricecast.prefect_server import warm_socket
+from pricecast.process import fewer_collections, go_offline
 
 #: The modules a command that runs flows loads, imported once by the warm process.
 PRELOAD = (

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pricecast.config import PROJECT_ROOT, go_offline
+from pricecast.config import PROJECT_ROOT
 from pricecast.errors import StackError
+from pricecast.process import go_offline
 from pricecast.urls import redact
 
 #: Variables of the user's shell that would point a stack process at another server or profile.

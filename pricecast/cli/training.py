@@ -1,13 +1,11 @@
-"""The commands that train and judge forecasters: train (optionally with its backtest), backtest, tune."""
+"""The commands that train models: `train` (optionally followed by its backtest), `backtest` and `tune`."""
 
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
+from pricecast.cli.servers import servers_ready
 from pricecast.cli.show import print_record
 from pricecast.config import Config
 
@@ -22,26 +20,6 @@ def train_flags(p: argparse.ArgumentParser) -> None:
 
 def backtest_flags(p: argparse.ArgumentParser) -> None:
     """No flags beyond the config's: --ticker, --data, --folds, --fold-days, --models."""
-
-
-@contextmanager
-def servers_ready(config: Config) -> Iterator[None]:
-    """Around the flows a command runs: the tracking server answers (or fail in seconds), Prefect's server is up.
-
-    The flows beat no heartbeats unless the environment asks for them (PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-    set for the team stack's workers, whose crash automation reads them; nothing else does). Each
-    flow's end would otherwise wait for its heartbeat thread's one-second sleep: half a second a flow.
-    """
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-    from pricecast.prefect_server import wait_for_server
-    from pricecast.tracking.connect import preflight
-
-    preflight(config.tracking, config.paths())
-    wait_for_server()
-    beats = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY" in os.environ
-    with temporary_settings(updates={} if beats else {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield
 
 
 def _run_backtest(config: Config) -> Any:
