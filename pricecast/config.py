@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pricecast.config_file import OFFLINE_ENV, Paths, fewer_collections, go_offline, load_yaml, merged
-from pricecast.config_groups import BacktestConfig, FeaturesConfig, ModelKind, TuneConfig
+from pricecast.config_groups import BacktestConfig, FeaturesConfig, ModelKind, MonitoringConfig, TuneConfig
 from pricecast.urls import is_postgres_url, redact
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "BacktestConfig",
     "Config",
     "FeaturesConfig",
+    "MonitoringConfig",
     "Paths",
     "TuneConfig",
     "fewer_collections",
@@ -266,6 +267,7 @@ class Config(BaseModel):
     forecast: ForecastConfig = ForecastConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     parallel: ParallelConfig = ParallelConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     def store_url(self) -> str | None:
         """The price store's URL (`--store`, else PRICECAST_STORE); None is the CSV folder of the home."""

@@ -15,6 +15,7 @@ from pricecast import serving
 from pricecast.errors import DataError
 from pricecast.forecaster import PriceForecaster, model_input, trading_days_after
 from pricecast.stages.evaluate import error_metrics, skill
+from pricecast.stages.live import SCORE_COLUMNS
 from pricecast.tracking import registry
 
 #: Columns of a ticker's forecasts file, in order.
@@ -34,6 +35,7 @@ COLUMNS = [
     "version",
     "model_alias",
     "run_id",
+    *SCORE_COLUMNS,  # filled once the day is in the store: pricecast.stages.live
 ]
 
 
@@ -92,16 +94,25 @@ def forecast_from(forecaster: PriceForecaster, frame: pd.DataFrame, days: pd.Ser
     return rows.assign(error=rows["forecast"] - rows["actual"], naive_error=rows["naive"] - rows["actual"])
 
 
-def labelled(rows: pd.DataFrame, ticker: str, ref: registry.ModelRef, made_at: pd.Timestamp) -> pd.DataFrame:
-    """Forecast rows with who made them and when, in the file's column order."""
-    return rows.assign(
+def labelled(
+    rows: pd.DataFrame, ticker: str, ref: registry.ModelRef, made_at: pd.Timestamp, target: str = "open"
+) -> pd.DataFrame:
+    """Forecast rows with who made them and when, and the column they forecast, in the file's column order
+    (then any further columns the rows carry, such as their ranges)."""
+    out = rows.assign(
         made_at=f"{made_at:%Y-%m-%dT%H:%M:%SZ}",
         ticker=ticker,
         model=ref.model_column,
         version=ref.version,
         model_alias=ref.alias or "latest",
         run_id=ref.run_id,
-    )[COLUMNS]
+        target=target,
+        live=rows["actual"].isna().astype("float64"),  # made before its day was known; a backfill is not live
+    )
+    for column in COLUMNS:
+        if column not in out.columns:
+            out[column] = np.nan
+    return out[[*COLUMNS, *(c for c in out.columns if c not in COLUMNS)]]
 
 
 def score(rows: pd.DataFrame) -> dict[str, float]:

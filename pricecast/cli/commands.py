@@ -14,7 +14,7 @@ from typing import Any
 
 from pricecast.cli.evaluation import backtest_flags, cmd_backtest, cmd_train, cmd_tune, servers_ready, train_flags
 from pricecast.cli.flags import given_values
-from pricecast.cli.show import status_lines, warm_line
+from pricecast.cli.show import live_lines, status_lines, warm_line
 from pricecast.cli.team import cmd_deploy, cmd_stack, cmd_store, deploy_args, stack_args, store_args
 from pricecast.config import Config
 
@@ -89,7 +89,22 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     if not tickers:
         print(f"No tickers in {store.where} yet.")
     for ticker in tickers:
-        print("\n".join(status_lines(ticker)))
+        print("\n".join(status_lines(ticker, config)))
+    return 0
+
+
+def cmd_score(config: Config, args: argparse.Namespace) -> int:
+    from flows.monitor import score_forecasts
+
+    with servers_ready(config):
+        reports = score_forecasts(config, _tickers(config, args))
+    for r in reports:
+        print(f"{r.ticker}: {r.scored} forecast rows scored")
+        for demotion in r.demoted:
+            print(f"  demoted v{demotion.version}: {demotion.reason}")
+        for action in r.actions:
+            print(f"  {action}")
+        print("\n".join(live_lines(r.latest, config.monitoring.windows)))
     return 0
 
 
@@ -264,7 +279,12 @@ COMMANDS = {
     "retrain": (cmd_retrain, "merge data/incoming/, retrain, promote better challengers (here and now)", _force),
     "status": (
         cmd_status,
-        "each ticker's champion, its metrics against naive, and the last retrain decision",
+        "each ticker's champion, its metrics against naive, the last retrain decision, live metrics and demotions",
+        _several,
+    ),
+    "score": (
+        cmd_score,
+        "score past forecasts against the prices in the store, log live metrics, demote a live loser",
         _several,
     ),
     "forecast": (

@@ -56,7 +56,14 @@ CREATE TABLE IF NOT EXISTS pricecast.forecasts (
 );
 CREATE INDEX IF NOT EXISTS forecasts_ticker ON pricecast.forecasts (ticker, id);
 ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS method text;  -- direct / recursive, added later
+ALTER TABLE pricecast.forecasts  -- live scoring (pricecast.stages.live), added later
+    ADD COLUMN IF NOT EXISTS target text, ADD COLUMN IF NOT EXISTS last_price double precision,
+    ADD COLUMN IF NOT EXISTS last_price_error double precision, ADD COLUMN IF NOT EXISTS inside_80 double precision,
+    ADD COLUMN IF NOT EXISTS inside_95 double precision, ADD COLUMN IF NOT EXISTS interval_score_80 double precision,
+    ADD COLUMN IF NOT EXISTS live double precision, ADD COLUMN IF NOT EXISTS scored_at text;
 """
+#: What identifies a forecast row: never rewritten by `update_forecasts`.
+FORECAST_KEY = ("made_at", "ticker", "as_of", "step", "method", "date", "forecast", "model", "version", "model_alias")
 
 #: Advisory-lock namespace of this store (keeps clear of other users' locks in the same database).
 LOCK_SPACE = "pricecast.prices"
@@ -226,8 +233,25 @@ class PostgresStore:
     def read_forecasts(self, ticker: str) -> pd.DataFrame:
         """A ticker's forecasts in the order written, with text dates as the CSV file shows them."""
         with self._connect() as conn:
-            cursor = conn.execute("SELECT * FROM pricecast.forecasts WHERE ticker = %s ORDER BY id", [ticker])
-            frame = pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description]).drop(columns="id")
+            return self._forecasts(conn, ticker).drop(columns="id")
+
+    def update_forecasts(self, ticker: str, change, columns: list[str]) -> str:  # noqa: ANN001 - see PriceStore
+        """Rewrite the score columns among `columns` of a ticker's forecasts with `change(rows)`, in one transaction
+        under the ticker's forecast lock (rows keep their ids; what identifies a forecast is never rewritten)."""
+        with self._connect() as conn, conn.transaction():
+            conn.execute(_LOCK, [f"pricecast.forecasts:{ticker}"])
+            rows = self._forecasts(conn, ticker)
+            changed = change(rows.drop(columns="id")) if not rows.empty else None
+            if changed is not None:
+                update = [c for c in columns if c in rows.columns and c not in FORECAST_KEY and c in changed.columns]
+                sql = f"UPDATE pricecast.forecasts SET {', '.join(f'{c} = %s' for c in update)} WHERE id = %s"
+                values = [[_cell(v) for v in line] for line in changed[update].itertuples(index=False)]
+                conn.cursor().executemany(sql, [[*v, int(i)] for v, i in zip(values, rows["id"], strict=True)])
+        return f"pricecast.forecasts in {self.where} (ticker {ticker})"
+
+    def _forecasts(self, conn, ticker: str) -> pd.DataFrame:  # noqa: ANN001
+        cursor = conn.execute("SELECT * FROM pricecast.forecasts WHERE ticker = %s ORDER BY id", [ticker])
+        frame = pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
         order = ["made_at", "ticker", "as_of", "step", "method", "date"]  # `method` sits last in an older table
         frame = frame[order + [c for c in frame.columns if c not in order]]
         frame["made_at"] = pd.to_datetime(frame["made_at"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
