@@ -53,6 +53,8 @@ def typed(rows: pd.DataFrame) -> pd.DataFrame:
             out[column] = np.nan
     for column in [*NUMBERS, *RANGES]:
         out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
+    for column in ("target", "scored_at"):
+        out[column] = out[column].astype(object)
     out["step"] = pd.to_numeric(out.get("step", 1), errors="coerce")
     out["live"] = out["live"].where(out["live"].notna(), out["actual"].isna().astype("float64"))
     return out
