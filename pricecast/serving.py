@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pricecast.forecaster import PriceForecaster
+from pricecast.stages.evaluate import skill
 from pricecast.tracking import registry, runs
 from pricecast.tracking.monitoring import DEMOTED_AT, DEMOTED_REASON
 
@@ -46,10 +47,10 @@ def best_baseline(evaluation: dict[str, float]) -> tuple[str, float | None]:
 def describe(number: str, evaluation: dict[str, float]) -> str:
     """`v3: MAE 4.1 vs naive 5.2 (skill +0.21), vs last price 3.9 (skill_last_price -0.05)`."""
     mae, naive = evaluation.get("mae", float("nan")), evaluation.get("naive_mae", float("nan"))
-    text = f"v{number}: MAE {mae:.4g} vs naive {naive:.4g} (skill {1 - mae / naive:+.3f})"
+    text = f"v{number}: MAE {mae:.4g} vs naive {naive:.4g} (skill {skill(mae, naive):+.3f})"
     if "last_price_mae" in evaluation:
         last = evaluation["last_price_mae"]
-        text += f", vs last price {last:.4g} (skill_last_price {1 - mae / last:+.3f})"
+        text += f", vs last price {last:.4g} (skill_last_price {skill(mae, last):+.3f})"
     return text
 
 

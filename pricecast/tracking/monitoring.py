@@ -95,7 +95,7 @@ def demotion(ticker: str, version: str) -> tuple[str, str] | None:
 def demote(ticker: str, version: str, reason: str, metrics: dict[str, float], when: str) -> None:
     """Tag a version as demoted (why, when, its live numbers), note it in its description and on the model, and
     ask for a retrain (`retrain_requested`: the next retrain of the ticker runs even without new prices)."""
-    numbers = {f"live.{k}": f"{v:.6g}" for k, v in metrics.items() if pd.notna(v)}
+    numbers = {f"live.{k.removeprefix('live_')}": f"{v:.6g}" for k, v in metrics.items() if pd.notna(v)}
     registry.set_version_tags(ticker, version, {DEMOTED_AT: when, DEMOTED_REASON: reason[:5000], **numbers})
     registry.add_to_description(ticker, version, f"{when}: demoted, losing live: {reason}")
     registry.set_model_tags(
