@@ -251,3 +251,16 @@ def test_a_notification_is_one_json_post_and_a_failure_is_reported_not_raised() 
     with Receiver(status=500) as receiver:
         assert post_json(receiver.url, {}, 5).startswith("failed: HTTP 500")
     assert post_json(receiver.url, {}, 1).startswith("failed: ")  # nobody listens any more
+
+
+def test_the_postgresql_ledger_is_scored_in_place(pg_store_url: str) -> None:
+    from pricecast.forecast import COLUMNS
+    from pricecast.prices.pg_store import PostgresStore
+
+    store = PostgresStore(pg_store_url)
+    store.append_forecasts("ACME", ledger(ranges=False), COLUMNS)  # a table without the ranges yet
+    store.update_forecasts("ACME", lambda rows: live.score_rows(rows, ten_rows().iloc[:8], "open", NOW)[0], COLUMNS)
+    got = store.read_forecasts("ACME")
+    assert got["actual"].tolist()[:3] == [15.0, 14.0, 16.0] and got["actual"].isna().tolist()[3:] == [True, True]
+    assert got["last_price_error"].tolist()[:3] == [-0.5, 0.5, -1.5] and got["scored_at"].tolist()[:3] == [NOW] * 3
+    assert got["date"].tolist() == DATES and got["forecast"].tolist() == FORECAST  # what a forecast is stays

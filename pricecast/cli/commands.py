@@ -12,9 +12,18 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pricecast.cli.evaluation import backtest_flags, cmd_backtest, cmd_train, cmd_tune, servers_ready, train_flags
+from pricecast.cli.evaluation import (
+    backtest_flags,
+    cmd_backtest,
+    cmd_score,
+    cmd_train,
+    cmd_tune,
+    servers_ready,
+    train_flags,
+)
+from pricecast.cli.evaluation import tickers_of as _tickers
 from pricecast.cli.flags import given_values
-from pricecast.cli.show import live_lines, status_lines, warm_line
+from pricecast.cli.show import status_lines, warm_line
 from pricecast.cli.team import cmd_deploy, cmd_stack, cmd_store, deploy_args, stack_args, store_args
 from pricecast.config import Config
 
@@ -44,13 +53,6 @@ def cmd_ui(config: Config, args: argparse.Namespace) -> int:
     print(f"MLflow UI on http://127.0.0.1:{config.tracking.ui_port} for {uri} (Ctrl+C stops it)", flush=True)
     os.execv(sys.executable, command)
     return 0  # not reached
-
-
-def _tickers(config: Config, args: argparse.Namespace) -> list[str] | None:
-    """`--tickers A,B`, else `--ticker A`; neither means every ticker in the store."""
-    if args.tickers:
-        return [t.strip().upper() for t in args.tickers.split(",") if t.strip()]
-    return [config.data.ticker] if config.data.ticker else None
 
 
 def cmd_retrain(config: Config, args: argparse.Namespace) -> int:
@@ -90,21 +92,6 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         print(f"No tickers in {store.where} yet.")
     for ticker in tickers:
         print("\n".join(status_lines(ticker, config)))
-    return 0
-
-
-def cmd_score(config: Config, args: argparse.Namespace) -> int:
-    from flows.monitor import score_forecasts
-
-    with servers_ready(config):
-        reports = score_forecasts(config, _tickers(config, args))
-    for r in reports:
-        print(f"{r.ticker}: {r.scored} forecast rows scored")
-        for demotion in r.demoted:
-            print(f"  demoted v{demotion.version}: {demotion.reason}")
-        for action in r.actions:
-            print(f"  {action}")
-        print("\n".join(live_lines(r.latest, config.monitoring.windows)))
     return 0
 
 
@@ -282,11 +269,7 @@ COMMANDS = {
         "each ticker's champion, its metrics against naive, the last retrain decision, live metrics and demotions",
         _several,
     ),
-    "score": (
-        cmd_score,
-        "score past forecasts against the prices in the store, log live metrics, demote a live loser",
-        _several,
-    ),
+    "score": (cmd_score, "score past forecasts against the store, log live metrics, demote a live loser", _several),
     "forecast": (
         cmd_forecast,
         "forecast each ticker's next trading days from its champion, or backfill a past range",

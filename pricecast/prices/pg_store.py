@@ -223,7 +223,7 @@ class PostgresStore:
     def append_forecasts(self, ticker: str, rows: pd.DataFrame, columns: list[str]) -> str:
         """Append forecast rows in one transaction; returns where they went, for the run's log."""
         if not rows.empty:
-            out = rows.assign(ticker=ticker)[columns]
+            out = rows.assign(ticker=ticker, **{c: None for c in columns if c not in rows.columns})[columns]
             with self._connect() as conn, conn.transaction():
                 with conn.cursor().copy(f"COPY pricecast.forecasts ({', '.join(columns)}) FROM STDIN") as copy:
                     for row in out.itertuples(index=False):
