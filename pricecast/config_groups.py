@@ -94,8 +94,9 @@ class MonitoringConfig(_Group):
     )
     notify_block: str | None = Field(
         None,
-        description="Name of a Prefect notification block (Slack, e-mail, webhook, ...) to notify on demotion; "
-        "empty = none (a `pricecast.model.demoted` Prefect event is emitted either way, for automations).",
+        description="A saved Prefect notification block to notify on demotion, as <block-type>/<name> "
+        "(slack-webhook/alerts, custom-webhook/ops, ...); empty = none (a `pricecast.model.demoted` Prefect event "
+        "is emitted either way, for automations).",
     )
     notify_timeout: float = Field(10.0, gt=0, description="Seconds to wait for the notify_url's answer.")
 

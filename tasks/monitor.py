@@ -49,16 +49,16 @@ def demote_losers(config: MonitoringConfig, ticker: str, scored: monitoring.Scor
 
 
 @stage("request-retrain", retry="any")
-def request_retrain(ticker: str, retraining: bool) -> str:
-    """A retrain of the ticker: in this retrain run, else a run of the served `retrain` deployment, else the next
-    retrain (the `retrain_requested` tag makes it run even without new prices). Returns what was done."""
+def request_retrain(ticker: str, retraining: bool, name: str = monitoring.RETRAIN_DEPLOYMENT) -> str:
+    """A retrain of the ticker: in this retrain run, else a run of the `retrain` deployment (`name`) when the Prefect
+    server has one (`pricecast serve`, `pricecast deploy`), else the next retrain (the `retrain_requested` tag
+    makes it run even without new prices). Returns what was done."""
     if retraining:
         return f"this retrain run trains a challenger for {ticker} next"
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
-    name = monitoring.RETRAIN_DEPLOYMENT
     try:
         with get_client(sync_client=True) as client:
             client.read_deployment_by_name(name)
@@ -73,7 +73,11 @@ def notify_demotion(config: MonitoringConfig, demotion: monitoring.Demotion, ret
     """Tell people: a JSON POST to `notify_url`, a Prefect event (automations can act on it), a notification block."""
     from prefect.events import emit_event
 
-    body = monitoring.payload(demotion, choose_model(demotion.ticker).label, retrain)
+    try:
+        serving = choose_model(demotion.ticker).label
+    except LookupError as exc:  # the registered model has gone since
+        serving = f"nothing: {exc}"
+    body = monitoring.payload(demotion, serving, retrain)
     done = []
     if config.notify_url:
         done.append(f"POST {config.notify_url}: {monitoring.post_json(config.notify_url, body, config.notify_timeout)}")

@@ -143,3 +143,47 @@ def test_forecasts_are_scored_as_prices_arrive_and_a_live_loser_is_demoted(tmp_p
     with get_client(sync_client=True) as prefect:
         artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["live-acme"])))
     assert any("**Demoted**: " + reason in a.data for a in artifacts)
+
+
+def test_a_demotion_runs_the_served_retrain_deployment_and_notifies_through_a_prefect_block(home: Path) -> None:
+    """Where the Prefect server has them: a run of the retrain deployment (forced, for the ticker) and a
+    notification block (a custom webhook posting to a real receiver)."""
+    import uuid
+
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter
+
+    from pricecast.config import TrackingConfig
+    from pricecast.monitoring import Demotion
+    from pricecast.tracking import connect
+    from tasks.monitor import notify_demotion, request_retrain
+
+    connect.connect(TrackingConfig(), Config(home=home).paths())
+    tag = uuid.uuid4().hex[:8]  # the session's Prefect server is shared: names of this test's own
+    name = f"retrain/live-test-{tag}"
+    assert request_retrain("ACME", True, name) == "this retrain run trains a challenger for ACME next"
+    assert request_retrain("ACME", False, name).endswith(f"(no {name} deployment here)")
+    deployment_id = retrain.to_deployment(name=f"live-test-{tag}").apply()
+    try:
+        said = request_retrain("ACME", False, name)
+        with get_client(sync_client=True) as client:
+            [run] = client.read_flow_runs(deployment_filter=DeploymentFilter(id={"any_": [deployment_id]}))
+            assert said == f"flow run {run.name} ({run.id}) of the {name} deployment"
+            assert run.parameters == {"tickers": ["ACME"], "force": True}
+            client.delete_flow_run(run.id)
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(deployment_id)
+
+    demotion = Demotion("ACME", "pricecast-ACME", "1", "live MAE 3 is worse than the last price's 2", "today")
+    with Receiver() as receiver:
+        webhook = CustomWebhookNotificationBlock(
+            name="pricecast", url=receiver.url, json_data={"text": "{{subject}} | {{body}}"}
+        )
+        webhook.save(f"live-test-{tag}")
+        block = f"{CustomWebhookNotificationBlock.get_block_type_slug()}/live-test-{tag}"
+        done = notify_demotion(MonitoringConfig(notify_block=block), demotion, "retrain asked")
+    assert done == ["Prefect event pricecast.model.demoted", f"Prefect notification block {block}"]
+    text = "pricecast: ACME demoted | ACME: pricecast-ACME v1 demoted: live MAE 3 is worse than the last price's 2"
+    assert receiver.bodies == [{"text": text}]
