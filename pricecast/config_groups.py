@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 InputColumn = Literal["open", "high", "low", "close", "volume"]
 ModelKind = Literal["network", "naive", "last_price", "drift", "arima"]
@@ -111,6 +111,12 @@ class MonitoringConfig(_Group):
         if not v or min(v) < 1:
             raise ValueError(f"windows {','.join(map(str, v))} must be one or more positive numbers of days")
         return v
+
+    @model_validator(mode="after")
+    def _band(self) -> MonitoringConfig:
+        if self.coverage_low > self.coverage_high:
+            raise ValueError(f"coverage_low {self.coverage_low} is above coverage_high {self.coverage_high}")
+        return self
 
     @field_validator("notify_url")
     @classmethod

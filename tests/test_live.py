@@ -211,6 +211,8 @@ def test_monitoring_config_fields() -> None:
         MonitoringConfig(notify_url="ftp://x")
     with pytest.raises(ValueError, match="windows 0 must be one or more positive"):
         MonitoringConfig(windows="0")
+    with pytest.raises(ValueError, match="coverage_low 0.9 is above coverage_high 0.8"):
+        MonitoringConfig(coverage_low=0.9, coverage_high=0.8)
 
 
 class Receiver:
