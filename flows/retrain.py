@@ -29,8 +29,9 @@ def retrain(config: Config = Config(), tickers: list[str] | None = None, force: 
     )
     chosen = [t.upper() for t in tickers or store.tickers()]
     # Score the forecasts whose days just arrived; a version losing live is demoted (and retrained below).
+    # A scoring that fails shows as a failed subflow run; it does not hold the retrain up.
     if scored := with_forecasts(store, merged.tickers):
-        score_forecasts(config, scored, chosen)
+        score_forecasts(config, scored, chosen, return_state=True)
     # Retrain each ticker on the configured task runner (threads, processes, Dask); one ticker's
     # failure does not stop the others, but fails the run.
     states = fan_out(retrain_one, {t: {"config": config, "ticker": t, "force": force} for t in chosen}, config.parallel)

@@ -33,7 +33,7 @@ def train(config: Config = Config()) -> runs.RunRecord:
     # The input is valid: keep it in the ticker's store; score the forecasts of any day it brought.
     changed = store_prices(store, *[f for f in (prices, test) if f is not None])
     if scored := with_forecasts(store, changed):
-        score_forecasts(config, scored)
+        score_forecasts(config, scored, return_state=True)  # a failed scoring does not fail the training
     with runs.training_run(config, prices, prepared.split, flow_run.id):
         # Train, evaluate in price units beside the naive and last-price forecasts, plot.
         fitted = train_model(prepared, config.model, config.training, target)

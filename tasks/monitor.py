@@ -32,8 +32,10 @@ def score_ledger(store: PriceStore, ticker: str, target: str) -> monitoring.Scor
 @stage("log-live-metrics", retry="any")
 def log_live_metrics(config: Config, ticker: str, scored: monitoring.Scored) -> dict[str, dict[str, float | str]]:
     """Rolling live metrics per model into the ticker's monitoring run (one step per scored date); the latest."""
-    metrics = live.rolling_metrics(scored.rows, config.monitoring.windows)
-    tracking.log_live_metrics(config, ticker, metrics, scored.since)
+    if scored.since is not None:  # the days from the first (re)scored one on: their windows changed
+        tracking.log_live_metrics(
+            config, ticker, live.rolling_metrics(scored.rows, config.monitoring.windows, scored.since)
+        )
     return tracking.latest_live(config, ticker)
 
 

@@ -266,3 +266,11 @@ def test_the_postgresql_ledger_is_scored_in_place(pg_store_url: str) -> None:
     assert got["actual"].tolist()[:3] == [15.0, 14.0, 16.0] and got["actual"].isna().tolist()[3:] == [True, True]
     assert got["last_price_error"].tolist()[:3] == [-0.5, 0.5, -1.5] and got["scored_at"].tolist()[:3] == [NOW] * 3
     assert got["date"].tolist() == DATES and got["forecast"].tolist() == FORECAST  # what a forecast is stays
+
+
+def test_live_metrics_from_a_day_on_are_the_same_lines() -> None:
+    rows, _ = live.score_rows(ledger(), ten_rows(), "open", NOW)
+    whole = live.rolling_metrics(rows, (2, 20))
+    pd.testing.assert_frame_equal(
+        live.rolling_metrics(rows, (2, 20), since=DATES[3]), whole.iloc[3:].reset_index(drop=True)
+    )

@@ -117,6 +117,8 @@ def cmd_score(config: Config, args: argparse.Namespace) -> int:
 
     with servers_ready(config):
         reports = score_forecasts(config, tickers_of(config, args))
+    if not reports:
+        print(f"No tickers to score in {config.paths().prices} (or the store given)")
     for r in reports:
         print(f"{r.ticker}: {r.scored} forecast rows scored")
         for demotion in r.demoted:

@@ -166,8 +166,9 @@ def window_metrics(days: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def rolling_metrics(rows: pd.DataFrame, windows: Iterable[int]) -> pd.DataFrame:
-    """Per model and scored date: each live metric over the last `w` scored days up to that date, for each window.
+def rolling_metrics(rows: pd.DataFrame, windows: Iterable[int], since: str | None = None) -> pd.DataFrame:
+    """Per model and scored date (from `since` on): each live metric over the last `w` scored days up to that date,
+    for each window.
 
     Columns `key, date`, then `<metric>_<w>` for every metric and window, and `live_days` (scored days so far).
     Fewer than `w` days so far: the metric is over those days.
@@ -176,6 +177,8 @@ def rolling_metrics(rows: pd.DataFrame, windows: Iterable[int]) -> pd.DataFrame:
     for key, group in days.groupby("key", sort=True):
         group = group.reset_index(drop=True)
         for end in range(len(group)):
+            if since is not None and group["date"].iloc[end] < since:
+                continue
             line: dict[str, object] = {"key": key, "date": group["date"].iloc[end], "live_days": float(end + 1)}
             for w in windows:
                 values = window_metrics(group.iloc[max(0, end + 1 - w) : end + 1])

@@ -51,10 +51,9 @@ def step_of(day: str) -> tuple[int, int]:
     return int(stamp.strftime("%Y%m%d")), int(stamp.timestamp() * 1000)
 
 
-def log_live_metrics(config: Config, ticker: str, metrics: pd.DataFrame, since: str | None) -> dict[str, str]:
-    """Log each model's rolling live metrics for the dates from `since` on (a re-scored day logs its step and the
-    later ones again; the latest value stands). Returns the nested run id of each model key logged."""
-    metrics = metrics[metrics["date"] >= since] if since else metrics.iloc[0:0]
+def log_live_metrics(config: Config, ticker: str, metrics: pd.DataFrame) -> dict[str, str]:
+    """Log each model's rolling live metrics, a step per date (a re-scored day logs its step, and the later ones,
+    again; the latest value stands). Returns the nested run id of each model key logged."""
     if metrics.empty:
         return {}
     client = MlflowClient()
