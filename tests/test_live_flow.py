@@ -136,10 +136,34 @@ def test_forecasts_are_scored_as_prices_arrive_and_a_live_loser_is_demoted(tmp_p
         [again] = score_forecasts(config, ["ACME"])
         assert (again.scored, again.demoted) == (0, []) and len(receiver.bodies) == 1
 
+        # A late correction of t+3's open in the store (102 -> 102.5) scores that day again, and only that day.
+        store_file = home / "data" / "prices" / "ACME.csv"
+        store = pd.read_csv(store_file)
+        store.loc[store["date"] == days[3], "open"] = 102.5
+        store.to_csv(store_file, index=False)
+        [corrected] = score_forecasts(config, ["ACME"])
+        assert corrected.scored == 1 and len(receiver.bodies) == 1
+        saved = pd.read_csv(ledger)
+        row = saved[(saved["as_of"] == days[0]) & (saved["date"] == days[3])].iloc[0]
+        assert (row["actual"], row["error"], row["last_price_error"], row["interval_score_80"]) == (
+            102.5,
+            -2.5,
+            -1.5,
+            3,
+        )
+        assert saved.loc[saved["as_of"] == days[0], "scored_at"].nunique() == 2  # the other four kept theirs
+        history = client.get_metric_history(run.info.run_id, "live_mae_20")  # t+3 .. t+5 logged again
+        steps = [int(d.replace("-", "")) for d in days[1:]]
+        again = {(steps[2], 6.5 / 3), (steps[3], 10.5 / 4), (steps[4], 15.5 / 5)}
+        assert sorted((h.step, h.value) for h in history) == sorted(
+            {*zip(steps, [1, 2, 2, 2.5, 3], strict=True), *again}
+        )
+        assert client.get_run(run.info.run_id).data.metrics["live_mae_20"] == 3.1
+
     lines = status_lines("ACME", config)
     assert any(line.startswith("  last demotion: ") and reason in line for line in lines)
     assert f"  live pricecast-ACME v1: 5 scored days to {days[-1]}" in lines
-    assert "    last 20: MAE 3, skill +0.000, skill_last_price -0.500, coverage_80 60%, interval_score_80 7" in lines
+    assert "    last 20: MAE 3.1, skill +0.000, skill_last_price -0.476, coverage_80 60%, interval_score_80 7" in lines
     with get_client(sync_client=True) as prefect:
         artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["live-acme"])))
     assert any("**Demoted**: " + reason in a.data for a in artifacts)
