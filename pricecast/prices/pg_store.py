@@ -56,13 +56,11 @@ CREATE TABLE IF NOT EXISTS pricecast.forecasts (
 );
 CREATE INDEX IF NOT EXISTS forecasts_ticker ON pricecast.forecasts (ticker, id);
 ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS method text;  -- direct / recursive, added later
-ALTER TABLE pricecast.forecasts  -- live scoring (pricecast.stages.live) and ranges, added later
+ALTER TABLE pricecast.forecasts  -- live scoring (pricecast.stages.live), added later
     ADD COLUMN IF NOT EXISTS target text, ADD COLUMN IF NOT EXISTS last_price double precision,
     ADD COLUMN IF NOT EXISTS last_price_error double precision, ADD COLUMN IF NOT EXISTS inside_80 double precision,
     ADD COLUMN IF NOT EXISTS inside_95 double precision, ADD COLUMN IF NOT EXISTS interval_score_80 double precision,
-    ADD COLUMN IF NOT EXISTS live double precision, ADD COLUMN IF NOT EXISTS scored_at text,
-    ADD COLUMN IF NOT EXISTS lower_80 double precision, ADD COLUMN IF NOT EXISTS upper_80 double precision,
-    ADD COLUMN IF NOT EXISTS lower_95 double precision, ADD COLUMN IF NOT EXISTS upper_95 double precision;
+    ADD COLUMN IF NOT EXISTS live double precision, ADD COLUMN IF NOT EXISTS scored_at text;
 """
 #: What identifies a forecast row: never rewritten by `update_forecasts`.
 FORECAST_KEY = ("made_at", "ticker", "as_of", "step", "method", "date", "forecast", "model", "version", "model_alias")
