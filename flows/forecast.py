@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
+from matplotlib.figure import Figure
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
@@ -31,6 +32,7 @@ class Forecast:
     scores: dict[str, float]
     run_id: str
     path: str
+    figure: Figure
 
 
 @flow(name="forecast-ticker", flow_run_name="forecast-{ticker}")
@@ -44,7 +46,8 @@ def forecast_ticker(config: Config, ticker: str, start: date | None = None, end:
     if ref.baseline or ref.note:
         get_run_logger().warning("%s: forecasting with %s", ticker, ref.label)
     now = pd.Timestamp.now(tz="UTC")
-    rows = labelled(forecast_range(model, frame, start, end, horizon), ticker, ref, now, model.target)
+    rows = forecast_range(model, frame, start, end, horizon, config.forecast.levels)
+    rows = labelled(rows, ticker, ref, now, model.target)
     # A backfill's days are known: score them as live scoring would (they never count as live).
     rows = score_new_rows(rows, frame, model.target, f"{now:%Y-%m-%dT%H:%M:%SZ}")
     scores = score(rows)
@@ -55,7 +58,7 @@ def forecast_ticker(config: Config, ticker: str, start: date | None = None, end:
         forecast_runs.log_forecasts(rows, figure, scores)
         path = append_forecasts(store, ticker, rows)
     publish_forecast(ticker, rows, ref)
-    return Forecast(ticker, ref.label, rows, scores, run.info.run_id, path)
+    return Forecast(ticker, ref.label, rows, scores, run.info.run_id, path, figure)
 
 
 @flow(name="forecast")

@@ -183,9 +183,9 @@ def test_the_ledger_rewrite_keeps_every_column_and_is_atomic(tmp_path: Path, mon
     from pricecast.forecast import COLUMNS
 
     store = CsvStore(Config(home=tmp_path).paths())
-    store.append_forecasts("ACME", ledger().assign(extra="kept"), COLUMNS)
+    store.append_forecasts("ACME", ledger(), COLUMNS)
     path = tmp_path / "data" / "forecasts" / "ACME.csv"
-    assert "extra" in pd.read_csv(path).columns and "lower_80" in pd.read_csv(path).columns
+    pd.read_csv(path).assign(extra="kept").to_csv(path, index=False)  # a column this code does not know
     before = path.read_bytes()
 
     def crash(src: str, dst: str) -> None:

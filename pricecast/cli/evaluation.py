@@ -46,11 +46,12 @@ def servers_ready(config: Config) -> Iterator[None]:
 
 def _run_backtest(config: Config) -> Any:
     from flows.backtest import backtest
-    from pricecast.report import backtest_text
+    from pricecast.report import backtest_text, ranges_text
 
     result = backtest(config)
     print(f"\nBacktest MLflow run {result.run_id} ({result.url})")
     print(backtest_text(result.ticker, result.scores, config))
+    print(ranges_text(result.ranges, config))
     return result
 
 
@@ -101,29 +102,4 @@ def cmd_tune(config: Config, args: argparse.Namespace) -> int:
     )
     print(f"Best validation MAE {result.best_value:.4f}: {result.best_params}")
     print(f"Best config written to {result.path}: `pricecast train --config {result.path}`")
-    return 0
-
-
-def tickers_of(config: Config, args: argparse.Namespace) -> list[str] | None:
-    """`--tickers A,B`, else `--ticker A`; neither means every ticker in the store."""
-    if args.tickers:
-        return [t.strip().upper() for t in args.tickers.split(",") if t.strip()]
-    return [config.data.ticker] if config.data.ticker else None
-
-
-def cmd_score(config: Config, args: argparse.Namespace) -> int:
-    from flows.monitor import score_forecasts
-    from pricecast.cli.show import live_lines
-
-    with servers_ready(config):
-        reports = score_forecasts(config, tickers_of(config, args))
-    if not reports:
-        print(f"No tickers to score in {config.paths().prices} (or the store given)")
-    for r in reports:
-        print(f"{r.ticker}: {r.scored} forecast rows scored")
-        for demotion in r.demoted:
-            print(f"  demoted v{demotion.version}: {demotion.reason}")
-        for action in r.actions:
-            print(f"  {action}")
-        print("\n".join(live_lines(r.latest, config.monitoring.windows)))
     return 0

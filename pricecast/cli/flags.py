@@ -88,3 +88,10 @@ def build_config(args: argparse.Namespace) -> Config:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         values.setdefault("tracking", {}).setdefault("tracking_uri", os.environ["MLFLOW_TRACKING_URI"])
     return Config.model_validate(values)
+
+
+def tickers_of(config: Config, args: argparse.Namespace) -> list[str] | None:
+    """`--tickers A,B`, else `--ticker A`; neither means every ticker in the store."""
+    if args.tickers:
+        return [t.strip().upper() for t in args.tickers.split(",") if t.strip()]
+    return [config.data.ticker] if config.data.ticker else None

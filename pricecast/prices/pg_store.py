@@ -56,12 +56,18 @@ CREATE TABLE IF NOT EXISTS pricecast.forecasts (
 );
 CREATE INDEX IF NOT EXISTS forecasts_ticker ON pricecast.forecasts (ticker, id);
 ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS method text;  -- direct / recursive, added later
+ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS lower_80 double precision;  -- ranges, added later
+ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS upper_80 double precision;
+ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS lower_95 double precision;
+ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS upper_95 double precision;
+ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS range_method text;
 ALTER TABLE pricecast.forecasts  -- live scoring (pricecast.stages.live), added later
     ADD COLUMN IF NOT EXISTS target text, ADD COLUMN IF NOT EXISTS last_price double precision,
     ADD COLUMN IF NOT EXISTS last_price_error double precision, ADD COLUMN IF NOT EXISTS inside_80 double precision,
     ADD COLUMN IF NOT EXISTS inside_95 double precision, ADD COLUMN IF NOT EXISTS interval_score_80 double precision,
     ADD COLUMN IF NOT EXISTS live double precision, ADD COLUMN IF NOT EXISTS scored_at text;
 """
+RANGE_COLUMNS = ("lower_80", "upper_80", "lower_95", "upper_95", "range_method")
 #: What identifies a forecast row: never rewritten by `update_forecasts`.
 FORECAST_KEY = ("made_at", "ticker", "as_of", "step", "method", "date", "forecast", "model", "version", "model_alias")
 
@@ -252,7 +258,9 @@ class PostgresStore:
     def _forecasts(self, conn, ticker: str) -> pd.DataFrame:  # noqa: ANN001
         cursor = conn.execute("SELECT * FROM pricecast.forecasts WHERE ticker = %s ORDER BY id", [ticker])
         frame = pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
-        order = ["made_at", "ticker", "as_of", "step", "method", "date"]  # `method` sits last in an older table
+        # The file's order: `method` and the ranges sit after the first columns in a table made before them.
+        first = ["made_at", "ticker", "as_of", "step", "method", "date", "forecast", *RANGE_COLUMNS]
+        order = [c for c in first if c in frame.columns]
         frame = frame[order + [c for c in frame.columns if c not in order]]
         frame["made_at"] = pd.to_datetime(frame["made_at"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         for column in ("as_of", "date"):
