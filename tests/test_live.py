@@ -31,7 +31,7 @@ DATES = ["2024-01-08", "2024-01-09", "2024-01-10", "2024-01-11", "2024-01-12"]
 
 
 def ledger(ranges: bool = True, version: str = "3", as_of: str = "2024-01-05", made_at: str = "2026-01-01T00:00:00Z"):
-    """Five forecast rows as the forecasts file holds them (text cells), with the ranges the lead's work adds."""
+    """Five forecast rows as the forecasts file holds them (text cells), with their ranges (or without)."""
     rows = pd.DataFrame(
         {
             "made_at": made_at,

@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 #   last price  0 -2 -1 -3 -4   (MAE 2)          live_skill_last_price 1 - 3/2 = -0.5: it loses live
 OPEN = [100.0, 101, 103, 102, 104, 105]
 CLOSE = [101.0, 103, 102, 104, 105, 104]
-# The ranges the lead's work adds to each row, by hand: 80% held on 101 103 102, missed 104 and 105 by 1 each.
+# Ranges by hand (in place of the model's own): 80% held on 101 103 102, missed 104 and 105 by 1 each.
 LOWER_80, UPPER_80 = [99.0, 99, 100, 101, 102], [102.0, 104, 103, 103, 104]
 INTERVAL_80 = [3.0, 5.0, 3.0, 2 + 10 * 1.0, 2 + 10 * 1.0]  # width + 2/0.2 x the miss
 
@@ -72,6 +72,8 @@ def test_forecasts_are_scored_as_prices_arrive_and_a_live_loser_is_demoted(tmp_p
         rows = pd.read_csv(ledger)
         assert rows["as_of"].eq(days[0]).all() and rows["date"].tolist() == days[1:]
         assert rows["live"].eq(1).all() and rows["actual"].isna().all() and rows["last_price"].eq(101).all()
+        assert rows[["lower_80", "upper_80", "lower_95", "upper_95"]].notna().all().all()  # the model's ranges
+        # Replaced by hand-made ones, so that the scoring below can be worked out by hand.
         rows.assign(lower_80=LOWER_80, upper_80=UPPER_80, lower_95=98.0, upper_95=104.0).to_csv(ledger, index=False)
 
         # t+1 .. t+5 arrive through the incoming folder; the retrain merges, scores, demotes, retrains, forecasts.
