@@ -21,7 +21,7 @@ import pandas as pd
 from quality import EMBEDDED, RESULTS, series
 
 from pricecast.process import go_offline
-from pricecast.stages.ranges import METHODS, walk_forward_ranges
+from pricecast.stages.ranges import LEVELS, METHODS, calibration_days, walk_forward_ranges
 
 SHOWN = ("coverage_80", "coverage_95", "width_80", "interval_score_80", "interval_score_95", "pinball")
 
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--models", default="return,last_price", help="cached models: a network name or a baseline")
     parser.add_argument("--tickers", default=",".join((*EMBEDDED, "TATA")))
     parser.add_argument("--data-dir", type=Path, default=RESULTS.parents[2] / "shared" / "data")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of bench/quality.py's cache; the table")
     args = parser.parse_args()
     go_offline()
     rows = []
@@ -41,7 +42,7 @@ def main() -> None:
         frame = series(ticker, args.data_dir)
         for model in args.models.split(","):
             for seed in range(args.seeds if model not in ("naive", "last_price", "drift", "arima") else 1):
-                path = RESULTS / "forecasts" / f"{ticker}-{model}-s{seed}-{args.folds}x{args.fold_days}.csv"
+                path = args.results / "forecasts" / f"{ticker}-{model}-s{seed}-{args.folds}x{args.fold_days}.csv"
                 if not path.exists():
                     continue
                 cached = pd.read_csv(path)
@@ -49,15 +50,17 @@ def main() -> None:
                 scores = walk_forward_ranges(frame, table, METHODS).reset_index()
                 rows.append(scores.assign(ticker=ticker, seed=seed))
     if not rows:
-        raise SystemExit(f"No cached forecasts in {RESULTS / 'forecasts'}: run bench/quality.py first")
+        raise SystemExit(f"No cached forecasts in {args.results / 'forecasts'}: run bench/quality.py first")
     result = pd.concat(rows, ignore_index=True)
-    medians = result.groupby(["model", "method", "ticker"], sort=False)[
+    result["method"] = pd.Categorical(result["method"], METHODS, ordered=True)  # const_vol first, as listed
+    result = result.sort_values(["model", "method"], kind="stable")
+    medians = result.groupby(["model", "method", "ticker"], sort=False, observed=True)[
         [*SHOWN, "dm_interval_const_p", "days"]
     ].median()
     lines = [
-        f"Walk-forward, {args.folds} folds x {args.fold_days} days, ranges scored after the first "
-        f"{int(len(result) and result['days'].iloc[0] and args.folds * args.fold_days - result['days'].iloc[0])} "
-        f"days (the conformal methods' calibration). Measured {date.today():%Y-%m-%d} by `python bench/ranges.py`; "
+        f"Walk-forward, {args.folds} folds x {args.fold_days} days; ranges scored after the first "
+        f"{calibration_days(LEVELS)} days (the conformal methods' calibration). Measured {date.today():%Y-%m-%d} by "
+        "`python bench/ranges.py`; "
         "networks: the median over seeds.",
         "",
         "| model | method | ticker | coverage 80 | coverage 95 | width 80 | interval score 80 | interval score 95 "
@@ -89,7 +92,7 @@ def main() -> None:
             f"\n{model}: {method} holds its coverage (80% within 3 points, 95% within 2) with the lowest median "
             f"interval score, {ratio:.2f}x const_vol's.\n"
         )
-    (RESULTS / "ranges.md").write_text(text)
+    (args.results / "ranges.md").write_text(text)
     print(text)
 
 

@@ -14,6 +14,7 @@ from flows import quiet_expected_errors, results
 from pricecast.config import Config
 from pricecast.forecast import labelled, score
 from pricecast.prices.stores import open_store
+from pricecast.stages.live import score_new_rows
 from pricecast.stages.plot import forecast_figure
 from pricecast.tracking import connect, forecast_runs
 from tasks.forecast import append_forecasts, forecast_range, load_model
@@ -44,8 +45,11 @@ def forecast_ticker(config: Config, ticker: str, start: date | None = None, end:
     ref, model = load_model(ticker, config.forecast.version)
     if ref.baseline or ref.note:
         get_run_logger().warning("%s: forecasting with %s", ticker, ref.label)
+    now = pd.Timestamp.now(tz="UTC")
     rows = forecast_range(model, frame, start, end, horizon, config.forecast.levels)
-    rows = labelled(rows, ticker, ref, pd.Timestamp.now(tz="UTC"))
+    rows = labelled(rows, ticker, ref, now, model.target)
+    # A backfill's days are known: score them as live scoring would (they never count as live).
+    rows = score_new_rows(rows, frame, model.target, f"{now:%Y-%m-%dT%H:%M:%SZ}")
     scores = score(rows)
     days = rows["as_of"].iloc[0] + (f"..{rows['as_of'].iloc[-1]}" if start or end else "")
     title = f"{ticker}: {horizon}-day forecasts as of {days} from {ref.model_column}"

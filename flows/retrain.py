@@ -6,12 +6,14 @@ from prefect import flow
 
 from flows import quiet_expected_errors, results
 from flows.forecast import forecast
+from flows.monitor import score_forecasts
 from flows.retrain_ticker import retrain_one
 from pricecast.config import Config
 from pricecast.prices.stores import open_store
 from pricecast.promote import Decision
 from pricecast.tracking import connect
 from tasks.fanout import fan_out
+from tasks.monitor import with_forecasts
 from tasks.prices import merge_incoming_files
 
 
@@ -22,12 +24,16 @@ def retrain(config: Config = Config(), tickers: list[str] | None = None, force: 
     paths, store = config.paths(), open_store(config)
     connect.connect(config.tracking, paths)
     # Merge new files into the store; bad ones go to incoming/rejected/ with the reason.
-    merge_incoming_files(
+    merged = merge_incoming_files(
         store, paths.incoming, config.window.lookback + 1 + config.promotion.folds * config.promotion.holdout_days
     )
+    chosen = [t.upper() for t in tickers or store.tickers()]
+    # Score the forecasts whose days just arrived; a version losing live is demoted (and retrained below).
+    # A scoring that fails shows as a failed subflow run; it does not hold the retrain up.
+    if scored := with_forecasts(store, merged.tickers):
+        score_forecasts(config, scored, chosen, return_state=True)
     # Retrain each ticker on the configured task runner (threads, processes, Dask); one ticker's
     # failure does not stop the others, but fails the run.
-    chosen = [t.upper() for t in tickers or store.tickers()]
     states = fan_out(retrain_one, {t: {"config": config, "ticker": t, "force": force} for t in chosen}, config.parallel)
     # Forecast from the champion of every ticker that got new data.
     changed = [t for t, state in states.items() if state.is_completed() and state.result().action != "skipped"]

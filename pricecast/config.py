@@ -17,6 +17,7 @@ from pricecast.config_groups import (
     BacktestConfig,
     FeaturesConfig,
     ModelKind,
+    MonitoringConfig,
     ParallelConfig,
     RangeMethod,
     ScheduleConfig,
@@ -262,6 +263,7 @@ class Config(BaseModel):
     forecast: ForecastConfig = ForecastConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     parallel: ParallelConfig = ParallelConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     def store_url(self) -> str | None:
         """The price store's URL (`--store`, else PRICECAST_STORE); None is the CSV folder of the home."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 InputColumn = Literal["open", "high", "low", "close", "volume"]
 ModelKind = Literal["network", "naive", "last_price", "drift", "arima"]
@@ -112,3 +112,55 @@ class ParallelConfig(_Group):
     dask_address: str | None = Field(
         None, description="Scheduler of an existing Dask cluster (tcp://host:8786); empty = a LocalCluster here."
     )
+
+
+class MonitoringConfig(_Group):
+    """Live scoring: forecasts scored when their days arrive, rolling live metrics, demotion of a live loser."""
+
+    windows: tuple[int, ...] = Field(
+        (20, 60), description="Rolling windows of live metrics, in scored days, comma-separated (live_mae_20, ...)."
+    )
+    demotion_window: int = Field(
+        20,
+        ge=1,
+        description="Scored days over which a served version must not lose live: its MAE no worse than the last "
+        "price's, its 80% range holding within coverage_low..coverage_high. Fewer days: no verdict yet.",
+    )
+    coverage_low: float = Field(0.65, ge=0.0, le=1.0, description="Lowest live 80% coverage before demotion.")
+    coverage_high: float = Field(0.95, ge=0.0, le=1.0, description="Highest live 80% coverage before demotion.")
+    demote: bool = Field(True, description="Demote a served version that loses live (else only report it).")
+    notify_url: str | None = Field(
+        None, description="URL that gets a JSON POST when a version is demoted (http or https); empty = none."
+    )
+    notify_block: str | None = Field(
+        None,
+        description="A saved Prefect notification block to notify on demotion, as <block-type>/<name> "
+        "(slack-webhook/alerts, custom-webhook/ops, ...); empty = none (a `pricecast.model.demoted` Prefect event "
+        "is emitted either way, for automations).",
+    )
+    notify_timeout: float = Field(10.0, gt=0, description="Seconds to wait for the notify_url's answer.")
+
+    @field_validator("windows", mode="before")
+    @classmethod
+    def _comma_separated(cls, v: Any) -> Any:
+        return tuple(int(c) for c in v.split(",") if c.strip()) if isinstance(v, str) else v
+
+    @field_validator("windows")
+    @classmethod
+    def _positive(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or min(v) < 1:
+            raise ValueError(f"windows {','.join(map(str, v))} must be one or more positive numbers of days")
+        return v
+
+    @model_validator(mode="after")
+    def _band(self) -> MonitoringConfig:
+        if self.coverage_low > self.coverage_high:
+            raise ValueError(f"coverage_low {self.coverage_low} is above coverage_high {self.coverage_high}")
+        return self
+
+    @field_validator("notify_url")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError(f"notify_url {v!r} is not an http:// or https:// URL")
+        return v or None

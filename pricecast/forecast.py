@@ -15,6 +15,7 @@ from pricecast import serving
 from pricecast.errors import DataError
 from pricecast.forecaster import RANGE_HISTORY, PriceForecaster, model_input, trading_days_after
 from pricecast.stages.evaluate import error_metrics, skill
+from pricecast.stages.live import SCORE_COLUMNS
 from pricecast.tracking import registry
 
 #: Columns of a ticker's forecasts file, in order (ranges at 80% and 95%: other levels only in the run's CSV).
@@ -39,6 +40,7 @@ COLUMNS = [
     "version",
     "model_alias",
     "run_id",
+    *SCORE_COLUMNS,  # filled once the day is in the store: pricecast.stages.live
 ]
 
 
@@ -101,8 +103,11 @@ def forecast_from(
     return rows.assign(error=rows["forecast"] - rows["actual"], naive_error=rows["naive"] - rows["actual"])
 
 
-def labelled(rows: pd.DataFrame, ticker: str, ref: registry.ModelRef, made_at: pd.Timestamp) -> pd.DataFrame:
-    """Forecast rows with who made them and when, in the file's column order."""
+def labelled(
+    rows: pd.DataFrame, ticker: str, ref: registry.ModelRef, made_at: pd.Timestamp, target: str = "open"
+) -> pd.DataFrame:
+    """Forecast rows with who made them and when, and the column they forecast, in the file's column order
+    (then the bounds of other levels, for the run's CSV)."""
     return rows.assign(
         made_at=f"{made_at:%Y-%m-%dT%H:%M:%SZ}",
         ticker=ticker,
@@ -110,6 +115,8 @@ def labelled(rows: pd.DataFrame, ticker: str, ref: registry.ModelRef, made_at: p
         version=ref.version,
         model_alias=ref.alias or "latest",
         run_id=ref.run_id,
+        target=target,
+        live=rows["actual"].isna().astype("float64"),  # made before its day was known; a backfill is not live
     ).reindex(columns=[*COLUMNS, *range_columns(rows)])
 
 

@@ -125,3 +125,30 @@ def comparison_markdown(decision: Decision, holdout: str) -> str:
             f"{decision.champion_version or 'none'}.",
         ]
     return "\n".join(lines) + "\n"
+
+
+LIVE_COLUMNS = ("live_mae", "live_skill", "live_skill_last_price", "live_coverage_80", "live_interval_score_80")
+
+
+def live_table(latest: dict[str, dict[str, float | str]], windows: tuple[int, ...]) -> list[str]:
+    """Markdown rows: each model's latest live metrics per window (`-`: no range was scored, or no day yet)."""
+    head = "| model | scored days | last day | window | " + " | ".join(LIVE_COLUMNS) + " |"
+    lines = [head, "| --- | ---: | --- | ---: |" + " ---: |" * len(LIVE_COLUMNS)]
+    for key, values in sorted(latest.items()):
+        for w in windows:
+            cells = [values.get(f"{m}_{w}", float("nan")) for m in LIVE_COLUMNS]
+            shown = " | ".join("-" if v != v else f"{v:.4g}" for v in cells)  # NaN != NaN
+            lines.append(
+                f"| {key} | {values.get('live_days', 0):.0f} | {values.get('last_scored_date', '')} | {w} | {shown} |"
+            )
+    return lines
+
+
+def live_markdown(
+    ticker: str, scored: int, latest: dict[str, dict[str, float | str]], windows: tuple[int, ...], demoted: list[str]
+) -> str:
+    """The Prefect artifact of a scoring: rows scored now, each model's live metrics, demotions."""
+    lines = [f"# {ticker}: live scoring", "", f"{scored} forecast rows scored against the prices that arrived.", ""]
+    lines += live_table(latest, windows) if latest else ["No live forecast has been scored yet."]
+    lines += ["", *(f"**Demoted**: {d}" for d in demoted)]
+    return "\n".join(lines) + "\n"

@@ -5,8 +5,9 @@ forecasts on its latest evaluation: the walk-forward score its last promotion de
 on the version (`eval.*` tags), else its training run's test days. The champion is tried first,
 then the other versions, newest first. When none beats them, the best of the two baselines on
 that evaluation is served (the last price when nothing says otherwise), and the forecasts, their
-CSV rows (`model`) and their run tags say so. A version asked for by number is served, with a
-warning naming its skill.
+CSV rows (`model`) and their run tags say so. A version demoted for losing live (`live.demoted_at`,
+`pricecast.monitoring`) is out of service the same way, and the note says when and why. A version
+asked for by number is served, with a warning naming its skill (and its demotion).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pricecast.forecaster import PriceForecaster
+from pricecast.stages.evaluate import skill
 from pricecast.tracking import registry, runs
+from pricecast.tracking.monitoring import DEMOTED_AT, DEMOTED_REASON
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -44,10 +47,10 @@ def best_baseline(evaluation: dict[str, float]) -> tuple[str, float | None]:
 def describe(number: str, evaluation: dict[str, float]) -> str:
     """`v3: MAE 4.1 vs naive 5.2 (skill +0.21), vs last price 3.9 (skill_last_price -0.05)`."""
     mae, naive = evaluation.get("mae", float("nan")), evaluation.get("naive_mae", float("nan"))
-    text = f"v{number}: MAE {mae:.4g} vs naive {naive:.4g} (skill {1 - mae / naive:+.3f})"
+    text = f"v{number}: MAE {mae:.4g} vs naive {naive:.4g} (skill {skill(mae, naive):+.3f})"
     if "last_price_mae" in evaluation:
         last = evaluation["last_price_mae"]
-        text += f", vs last price {last:.4g} (skill_last_price {1 - mae / last:+.3f})"
+        text += f", vs last price {last:.4g} (skill_last_price {skill(mae, last):+.3f})"
     return text
 
 
@@ -55,6 +58,15 @@ def beats(evaluation: dict[str, float]) -> bool:
     """Better than the naive forecast and than the last price (when it was scored)."""
     bar = min(evaluation.get("naive_mae", float("-inf")), evaluation.get("last_price_mae", float("inf")))
     return evaluation.get("mae", float("inf")) < bar
+
+
+def demoted(version: ModelVersion) -> str | None:
+    """`v3 demoted 2026-01-02 17:40 UTC for losing live: <why>` when live monitoring took the version out of
+    service (`pricecast.stages.live`), else None."""
+    tags = version.tags or {}
+    if DEMOTED_AT not in tags:
+        return None
+    return f"v{version.version} demoted {tags[DEMOTED_AT]} for losing live: {tags.get(DEMOTED_REASON, '')}"
 
 
 def choose_model(ticker: str, requested: str | None = None) -> registry.ModelRef:
@@ -71,20 +83,25 @@ def choose_model(ticker: str, requested: str | None = None) -> registry.ModelRef
         note = f"asked for; it {verdict} the better of naive and last price on its latest evaluation: " + describe(
             requested, evaluation
         )
+        if demoted(version):
+            note += f"; {demoted(version)}"
         return registry.ModelRef(version.name, str(version.version), version.run_id, "requested", note=note)
     found = registry.versions(ticker)
     by_number = {str(v.version): v for v in found}
     order = [default.version] + [n for n in by_number if n != default.version]
     evaluations = {n: latest_evaluation(by_number[n]) for n in order}
+    out = {n: demoted(by_number[n]) for n in order}  # lost live: out of service, as a loser in evaluation is
     for number in order:
-        if beats(evaluations[number]):
+        if beats(evaluations[number]) and not out[number]:
             version = by_number[number]
             alias = registry.CHAMPION if default.alias and number == default.version else None
-            note = "" if number == default.version else f"v{default.version} loses to a baseline"
+            why = out[default.version] or f"v{default.version} loses to a baseline"
+            note = "" if number == default.version else why
             return registry.ModelRef(version.name, number, version.run_id, alias, note=note)
     baseline, _ = best_baseline(evaluations[default.version])
-    losers = "; ".join(describe(n, evaluations[n]) for n in order[:3])
-    note = f"no registered version beats the better of naive and last price ({losers})"
+    losers = "; ".join(out[n] or describe(n, evaluations[n]) for n in order[:3])
+    serving = " and is in service" if any(out.values()) else ""
+    note = f"no registered version beats the better of naive and last price{serving} ({losers})"
     target = runs.run_data(default.run_id)[1].get("target", "open")
     return registry.ModelRef(default.name, "", "", FALLBACK, baseline=baseline, note=note, target=target)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -39,11 +40,17 @@ def train_model(
 
 @stage("fit-range")
 def fit_range(
-    prepared: prepare.Prepared, evaluation: evaluation.Evaluation, config: ForecastConfig, kind: str, target: str
-) -> dict:
-    """The version's range: the volatility fitted on the training days, calibrated on its test-day errors."""
+    fitted: model.Fitted,
+    prepared: prepare.Prepared,
+    evaluation: evaluation.Evaluation,
+    config: ForecastConfig,
+    kind: str,
+    target: str,
+) -> model.Fitted:
+    """The model with its range: the volatility fitted on the training days, calibrated on its test-day errors."""
     prices = prepared.split.train[target].to_numpy(dtype="float64")
-    return ranges.fit_range(config.range_method, config.levels, kind, prices, evaluation.predictions)
+    spec = ranges.fit_range(config.range_method, config.levels, kind, prices, evaluation.predictions)
+    return dataclasses.replace(fitted, range=spec)
 
 
 @stage("evaluate")

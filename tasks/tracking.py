@@ -17,16 +17,10 @@ from tasks import stage
 
 @stage("log-and-register")
 def log_and_register(
-    config: Config,
-    ticker: str,
-    fitted: Fitted,
-    evaluation: Evaluation,
-    figures: dict[str, Figure],
-    prepared: Prepared,
-    range_spec: dict,
+    config: Config, ticker: str, fitted: Fitted, evaluation: Evaluation, figures: dict[str, Figure], prepared: Prepared
 ) -> runs.RunRecord:
     """Log metrics, plots, predictions and the model (with its range) in the active run; register the model last."""
-    return runs.log_results(config, ticker, fitted, evaluation, figures, prepared, range_spec)
+    return runs.log_results(config, ticker, fitted, evaluation, figures, prepared)
 
 
 @stage("publish-training")

@@ -10,7 +10,7 @@ import pytest
 
 from pricecast.errors import DataError
 from pricecast.forecaster import conformal_quantile, conformal_width, half_widths, next_variances, z
-from pricecast.stages import ranges
+from pricecast.stages import interval_scores, ranges
 
 
 def test_conformal_quantile_is_the_finite_sample_rank_and_infinite_past_it() -> None:
@@ -26,13 +26,13 @@ def test_interval_score_pinball_and_coverage_by_hand() -> None:
     actual = np.array([10.0, 12.0, 8.5])
     lower, upper = np.array([9.0, 9.0, 9.0]), np.array([11.0, 11.0, 11.0])
     # width 2, plus 2 / 0.2 times the miss: 0, 1, 0.5
-    np.testing.assert_allclose(ranges.interval_score(actual, lower, upper, 80), [2.0, 12.0, 7.0])
+    np.testing.assert_allclose(interval_scores.interval_score(actual, lower, upper, 80), [2.0, 12.0, 7.0])
     point = np.array([10.0, 10.0, 10.0])
     # tau 0.1 at 9: 0.1, 0.3, (0.1 - 1) * -0.5 = 0.45; 0.5 at 10: 0, 1, 0.75; 0.9 at 11: 0.1, 0.9, 0.25
     expected = np.mean([np.mean([0.1, 0.3, 0.45]), np.mean([0.0, 1.0, 0.75]), np.mean([0.1, 0.9, 0.25])])
-    got = ranges.pinball(actual, ranges.quantiles_of(point, {80: lower}, {80: upper}))
+    got = interval_scores.pinball(actual, interval_scores.quantiles_of(point, {80: lower}, {80: upper}))
     assert got == pytest.approx(expected)
-    scores = ranges.range_scores(actual, point, {80: lower}, {80: upper})
+    scores = interval_scores.range_scores(actual, point, {80: lower}, {80: upper})
     assert scores["coverage_80"] == pytest.approx(1 / 3) and scores["width_80"] == pytest.approx(0.2)
     assert scores["interval_score_80"] == pytest.approx(7.0)
 
@@ -49,10 +49,20 @@ def test_ewma_filter_by_hand_and_bounds_widen_with_the_horizon() -> None:
     np.testing.assert_allclose(half_widths(spec, prices, None, 4)[80], z(80) * sd * np.sqrt([1, 2, 3, 4]))
 
 
+def simulated_garch(omega: float, alpha: float, beta: float, days: int, seed: int) -> np.ndarray:
+    """Returns (in percent) of a GARCH(1,1) with normal shocks, seeded, after 200 days of burn-in."""
+    shocks = np.random.default_rng(seed).standard_normal(days + 200)
+    out, var = np.empty(days + 200), omega / (1 - alpha - beta)
+    for t, e in enumerate(shocks):
+        out[t] = np.sqrt(var) * e
+        var = omega + alpha * out[t] ** 2 + beta * var
+    return out[200:]
+
+
 def test_our_garch_filter_is_arch_s_with_the_fitted_parameters() -> None:
     from arch import arch_model
 
-    returns = arch_model(None, mean="Zero", vol="GARCH").simulate([0.05, 0.1, 0.85], 1500, burn=200)["data"].to_numpy()
+    returns = simulated_garch(0.05, 0.1, 0.85, 1500, seed=5)
     params = ranges.fit_volatility("garch", returns / 100)
     fitted = arch_model(returns, mean="Zero", vol="GARCH", rescale=False).fit(disp="off")
     assert params["alpha"] == pytest.approx(fitted.params["alpha[1]"]) and params["beta"] == pytest.approx(
@@ -95,13 +105,10 @@ def test_no_range_at_day_t_uses_anything_after_t() -> None:
 
 
 def test_conformal_ranges_hold_their_coverage_on_clustered_volatility() -> None:
-    from arch import arch_model
-
-    simulated = arch_model(None, mean="Zero", vol="GARCH").simulate([0.02, 0.1, 0.88], 900, burn=200)["data"]
-    prices = 100 * np.exp(np.cumsum(simulated.to_numpy() / 100))
-    frame, table = _backtest_table(prices, folds=20, fold_days=30)
+    prices = 100 * np.exp(np.cumsum(simulated_garch(0.05, 0.1, 0.85, 2100, seed=1) / 100))
+    frame, table = _backtest_table(prices, folds=60, fold_days=30)
     scores = ranges.walk_forward_ranges(frame, table, ("conformal", "garch"), (80, 95))
-    assert scores.loc[("naive", "conformal"), "days"] == 600 - 19
+    assert scores.loc[("naive", "conformal"), "days"] == 1800 - 19
     for method in ("conformal", "garch"):
         assert abs(scores.loc[("naive", method), "coverage_80"] - 0.80) < 0.06, method
         assert abs(scores.loc[("naive", method), "coverage_95"] - 0.95) < 0.04, method

@@ -23,9 +23,9 @@ from pricecast.prefect_server import stop_unused, use_local_server
 from pricecast.process import fewer_collections, go_offline
 
 #: Commands that talk to Prefect: they use the home's long-lived server when it runs.
-USES_PREFECT = {"train", "backtest", "tune", "retrain", "forecast", "serve", "trigger"}
+USES_PREFECT = {"train", "backtest", "tune", "retrain", "forecast", "score", "serve", "trigger"}
 #: Commands that run flows here: without a server to use, they start Prefect's temporary server first thing.
-RUNS_FLOWS = {"train", "backtest", "tune", "retrain", "forecast"}
+RUNS_FLOWS = {"train", "backtest", "tune", "retrain", "forecast", "score"}
 
 #: What `pricecast` exits with; docs/reference/exit-codes.md is generated from this table.
 EXIT_CODES = {

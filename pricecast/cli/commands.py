@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from pricecast.cli.flags import given_values
+from pricecast.cli.flags import tickers_of as _tickers
+from pricecast.cli.live import cmd_score
 from pricecast.cli.servers import cmd_server, server_args, servers_ready
 from pricecast.cli.show import status_lines
 from pricecast.cli.team import cmd_deploy, cmd_stack, cmd_store, deploy_args, stack_args, store_args
@@ -45,13 +47,6 @@ def cmd_ui(config: Config, args: argparse.Namespace) -> int:
     print(f"MLflow UI on http://127.0.0.1:{config.tracking.ui_port} for {uri} (Ctrl+C stops it)", flush=True)
     os.execv(sys.executable, command)
     return 0  # not reached
-
-
-def _tickers(config: Config, args: argparse.Namespace) -> list[str] | None:
-    """`--tickers A,B`, else `--ticker A`; neither means every ticker in the store."""
-    if args.tickers:
-        return [t.strip().upper() for t in args.tickers.split(",") if t.strip()]
-    return [config.data.ticker] if config.data.ticker else None
 
 
 def cmd_retrain(config: Config, args: argparse.Namespace) -> int:
@@ -90,7 +85,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     if not tickers:
         print(f"No tickers in {store.where} yet.")
     for ticker in tickers:
-        print("\n".join(status_lines(ticker)))
+        print("\n".join(status_lines(ticker, config)))
     return 0
 
 
@@ -257,9 +252,10 @@ COMMANDS = {
     "retrain": (cmd_retrain, "merge data/incoming/, retrain, promote better challengers (here and now)", _force),
     "status": (
         cmd_status,
-        "each ticker's champion, its metrics against naive, and the last retrain decision",
+        "each ticker's champion, its metrics against naive, the last retrain decision, live metrics and demotions",
         _several,
     ),
+    "score": (cmd_score, "score past forecasts against the store, log live metrics, demote a live loser", _several),
     "forecast": (
         cmd_forecast,
         "forecast each ticker's next trading days and their ranges from its champion, or backfill a past range",

@@ -29,12 +29,13 @@ _NETWORK = ("scaling", "features", "window", "model", "training", "tracking")
 _STORE_DATA = ("data.ticker", "data.target", "data.max_jump", "data.on_jump", "data.store")
 _RANGES = ("forecast.levels", "forecast.range_method")  # a version's range is fitted when it is trained
 READS: dict[str, tuple[str, ...]] = {
-    "train": ("data", "split", *_NETWORK, *_RANGES, "backtest", "parallel"),  # backtest, parallel: `--backtest`
+    "train": ("data", "split", *_NETWORK, *_RANGES, "backtest", "parallel", "monitoring"),  # `--backtest`; scoring
     "backtest": ("data", *_NETWORK, *_RANGES, "backtest", "parallel"),
     "tune": ("data", *_NETWORK, "backtest", "tune", "parallel"),
     "add": ("data.ticker",),
-    "retrain": (*_STORE_DATA, *_NETWORK, "promotion", "forecast", "parallel"),
-    "status": ("data.ticker", "data.store", "tracking"),
+    "retrain": (*_STORE_DATA, *_NETWORK, "promotion", "forecast", "parallel", "monitoring"),
+    "status": ("data.ticker", "data.store", "tracking", "monitoring.windows"),
+    "score": ("data.ticker", "data.target", "data.store", "tracking", "monitoring"),
     "forecast": (
         *("data.ticker", "data.store", "tracking"),
         *("forecast.horizon", "forecast.version", "forecast.levels", "forecast.plot_days"),
@@ -126,3 +127,10 @@ def build_config(args: argparse.Namespace) -> Config:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         values.setdefault("tracking", {}).setdefault("tracking_uri", os.environ["MLFLOW_TRACKING_URI"])
     return Config.model_validate(values)
+
+
+def tickers_of(config: Config, args: argparse.Namespace) -> list[str] | None:
+    """`--tickers A,B`, else `--ticker A`; neither means every ticker in the store."""
+    if args.tickers:
+        return [t.strip().upper() for t in args.tickers.split(",") if t.strip()]
+    return [config.data.ticker] if config.data.ticker else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pricecast.config import Config
     from pricecast.prefect_server import LocalServer
 
 
@@ -22,10 +23,31 @@ def print_record(record: Any) -> None:
     print("Open the MLflow UI with `make ui` (or `pricecast ui`), then follow the run link above.")
 
 
-def status_lines(ticker: str) -> list[str]:
-    """One ticker's champion, its latest evaluation against naive, its training range and the last retrain decision."""
+def live_lines(latest: dict[str, dict[str, Any]], windows: tuple[int, ...]) -> list[str]:
+    """Each model's latest live metrics per window, one line each (`-`: nothing scored for it)."""
+
+    def shown(value: Any, form: str) -> str:
+        return "-" if value is None or value != value else format(value, form)
+
+    lines = []
+    for key, m in sorted(latest.items()):
+        lines.append(f"  live {key}: {m.get('live_days', 0):.0f} scored days to {m.get('last_scored_date', '?')}")
+        for w in windows:
+            lines.append(
+                f"    last {w}: MAE {shown(m.get(f'live_mae_{w}'), '.4g')}, "
+                f"skill {shown(m.get(f'live_skill_{w}'), '+.3f')}, "
+                f"skill_last_price {shown(m.get(f'live_skill_last_price_{w}'), '+.3f')}, "
+                f"coverage_80 {shown(m.get(f'live_coverage_80_{w}'), '.0%')}, "
+                f"interval_score_80 {shown(m.get(f'live_interval_score_80_{w}'), '.4g')}"
+            )
+    return lines
+
+
+def status_lines(ticker: str, config: Config | None = None) -> list[str]:
+    """One ticker's champion, its latest evaluation against naive, its training range, the last retrain decision,
+    its last demotion and (with the config: its windows and monitoring runs) its live metrics per served model."""
     from pricecast.serving import latest_evaluation
-    from pricecast.tracking import registry, runs
+    from pricecast.tracking import monitoring, registry, runs
 
     best = registry.champion(ticker)
     line = f"{ticker}: champion none"
@@ -39,7 +61,14 @@ def status_lines(ticker: str) -> list[str]:
     last = "none yet"
     if "last_decision" in tags:
         last = f"{tags['last_decision_at']}: {tags['last_decision']} v{tags['last_challenger']}: {tags['last_reason']}"
-    return [line, f"  last retrain decision: {last}"]
+    lines = [line, f"  last retrain decision: {last}"]
+    if "last_demotion" in tags:
+        lines.append(f"  last demotion: {tags['last_demotion']}")
+    if monitoring.RETRAIN_REQUESTED in tags:
+        lines.append(f"  retrain requested: {tags[monitoring.RETRAIN_REQUESTED]}")
+    if config is None:
+        return lines
+    return lines + live_lines(monitoring.latest_live(config, ticker), config.monitoring.windows)
 
 
 def warm_line(server: LocalServer) -> str:

@@ -61,7 +61,15 @@ ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS upper_80 double precisi
 ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS lower_95 double precision;
 ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS upper_95 double precision;
 ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS range_method text;
+ALTER TABLE pricecast.forecasts  -- live scoring (pricecast.stages.live), added later
+    ADD COLUMN IF NOT EXISTS target text, ADD COLUMN IF NOT EXISTS last_price double precision,
+    ADD COLUMN IF NOT EXISTS last_price_error double precision, ADD COLUMN IF NOT EXISTS inside_80 double precision,
+    ADD COLUMN IF NOT EXISTS inside_95 double precision, ADD COLUMN IF NOT EXISTS interval_score_80 double precision,
+    ADD COLUMN IF NOT EXISTS live double precision, ADD COLUMN IF NOT EXISTS scored_at text;
 """
+RANGE_COLUMNS = ("lower_80", "upper_80", "lower_95", "upper_95", "range_method")
+#: What identifies a forecast row: never rewritten by `update_forecasts`.
+FORECAST_KEY = ("made_at", "ticker", "as_of", "step", "method", "date", "forecast", "model", "version", "model_alias")
 
 #: Advisory-lock namespace of this store (keeps clear of other users' locks in the same database).
 LOCK_SPACE = "pricecast.prices"
@@ -221,7 +229,7 @@ class PostgresStore:
     def append_forecasts(self, ticker: str, rows: pd.DataFrame, columns: list[str]) -> str:
         """Append forecast rows in one transaction; returns where they went, for the run's log."""
         if not rows.empty:
-            out = rows.assign(ticker=ticker)[columns]
+            out = rows.assign(ticker=ticker, **{c: None for c in columns if c not in rows.columns})[columns]
             with self._connect() as conn, conn.transaction():
                 with conn.cursor().copy(f"COPY pricecast.forecasts ({', '.join(columns)}) FROM STDIN") as copy:
                     for row in out.itertuples(index=False):
@@ -231,9 +239,28 @@ class PostgresStore:
     def read_forecasts(self, ticker: str) -> pd.DataFrame:
         """A ticker's forecasts in the order written, with text dates as the CSV file shows them."""
         with self._connect() as conn:
-            cursor = conn.execute("SELECT * FROM pricecast.forecasts WHERE ticker = %s ORDER BY id", [ticker])
-            frame = pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description]).drop(columns="id")
-        order = ["made_at", "ticker", "as_of", "step", "method", "date"]  # `method` sits last in an older table
+            return self._forecasts(conn, ticker).drop(columns="id")
+
+    def update_forecasts(self, ticker: str, change, columns: list[str]) -> str:  # noqa: ANN001 - see PriceStore
+        """Rewrite the score columns among `columns` of a ticker's forecasts with `change(rows)`, in one transaction
+        under the ticker's forecast lock (rows keep their ids; what identifies a forecast is never rewritten)."""
+        with self._connect() as conn, conn.transaction():
+            conn.execute(_LOCK, [f"pricecast.forecasts:{ticker}"])
+            rows = self._forecasts(conn, ticker)
+            changed = change(rows.drop(columns="id")) if not rows.empty else None
+            if changed is not None:
+                update = [c for c in columns if c in rows.columns and c not in FORECAST_KEY and c in changed.columns]
+                sql = f"UPDATE pricecast.forecasts SET {', '.join(f'{c} = %s' for c in update)} WHERE id = %s"
+                values = [[_cell(v) for v in line] for line in changed[update].itertuples(index=False)]
+                conn.cursor().executemany(sql, [[*v, int(i)] for v, i in zip(values, rows["id"], strict=True)])
+        return f"pricecast.forecasts in {self.where} (ticker {ticker})"
+
+    def _forecasts(self, conn, ticker: str) -> pd.DataFrame:  # noqa: ANN001
+        cursor = conn.execute("SELECT * FROM pricecast.forecasts WHERE ticker = %s ORDER BY id", [ticker])
+        frame = pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
+        # The file's order: `method` and the ranges sit after the first columns in a table made before them.
+        first = ["made_at", "ticker", "as_of", "step", "method", "date", "forecast", *RANGE_COLUMNS]
+        order = [c for c in first if c in frame.columns]
         frame = frame[order + [c for c in frame.columns if c not in order]]
         frame["made_at"] = pd.to_datetime(frame["made_at"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         for column in ("as_of", "date"):

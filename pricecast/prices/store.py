@@ -14,7 +14,7 @@ import io
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -100,6 +100,15 @@ def merge(store: pd.DataFrame, new: pd.DataFrame, store_name: str, new_name: str
         )
     added = new[~new["date"].isin(store["date"])]
     return pd.concat([store, added]).sort_values("date").reset_index(drop=True)[CANONICAL]
+
+
+def ledger_csv(rows: pd.DataFrame, columns: list[str]) -> bytes:
+    """A forecasts file's text: `columns` first, then any other column the rows carry (kept, never dropped)."""
+    for column in columns:
+        if column not in rows.columns:
+            rows = rows.assign(**{column: None})
+    order = [*columns, *(c for c in rows.columns if c not in columns)]
+    return rows[order].to_csv(index=False, lineterminator="\n").encode()
 
 
 class CsvStore:
@@ -193,6 +202,19 @@ class CsvStore:
             both = pd.concat([pd.read_csv(path, dtype=str), rows], ignore_index=True) if path.exists() else rows
             # A file from before a column existed gets it empty on its old rows.
             write_atomic(path, both.reindex(columns=columns).to_csv(index=False, lineterminator="\n").encode())
+        return path
+
+    def update_forecasts(
+        self, ticker: str, change: Callable[[pd.DataFrame], pd.DataFrame | None], columns: list[str]
+    ) -> Path:
+        """Rewrite a ticker's forecasts with `change(rows)` (text cells in, rows out; None: no change), under the
+        folder's lock so no append is lost between the read and the write, in one atomic replace."""
+        path = self.paths.forecasts / f"{ticker}.csv"
+        with folder_lock(path.parent):
+            rows = pd.read_csv(path, dtype=str) if path.exists() else pd.DataFrame()
+            changed = change(rows)
+            if changed is not None:
+                write_atomic(path, ledger_csv(changed, columns))
         return path
 
     def read_forecasts(self, ticker: str) -> pd.DataFrame:

@@ -6,7 +6,7 @@ folder of the home (default) or PostgreSQL (`--store postgresql://…`, or PRICE
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -52,6 +52,11 @@ class PriceStore(Protocol):
 
     def read_forecasts(self, ticker: str) -> pd.DataFrame:
         """A ticker's forecasts in the order written."""
+
+    def update_forecasts(
+        self, ticker: str, change: Callable[[pd.DataFrame], pd.DataFrame | None], columns: list[str]
+    ) -> object:
+        """Rewrite a ticker's forecasts with `change(rows)` atomically, no append lost; returns where they are."""
 
 
 def store_at(url: str | None, paths: Paths) -> PriceStore:

@@ -23,11 +23,13 @@ if TYPE_CHECKING:  # TensorFlow is imported only when a model is built: it takes
 
 @dataclass
 class Fitted:
-    """A trained model, its per-epoch history (`loss`, and `val_loss` when validating) and fit time."""
+    """A trained model, its per-epoch history (`loss`, and `val_loss` when validating), fit time, and its range
+    once calibrated (`pricecast.stages.ranges.fit_range`)."""
 
     model: keras.Model  # or a fitted baseline (stages.baselines), which forecasts from frames
     history: dict[str, list[float]]
     seconds: float
+    range: dict | None = None
 
 
 def build_model(config: ModelConfig, lookback: int, learning_rate: float, n_inputs: int = 1) -> keras.Model:
