@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pricecast.config_file import OFFLINE_ENV, Paths, fewer_collections, go_offline, load_yaml, merged
-from pricecast.config_groups import BacktestConfig, FeaturesConfig, ModelKind, TuneConfig
+from pricecast.config_groups import BacktestConfig, FeaturesConfig, FetchConfig, ModelKind, TuneConfig
 from pricecast.urls import is_postgres_url, redact
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "BacktestConfig",
     "Config",
     "FeaturesConfig",
+    "FetchConfig",
     "Paths",
     "TuneConfig",
     "fewer_collections",
@@ -264,6 +265,7 @@ class Config(BaseModel):
     backtest: BacktestConfig = BacktestConfig()
     tune: TuneConfig = TuneConfig()
     forecast: ForecastConfig = ForecastConfig()
+    fetch: FetchConfig = FetchConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     parallel: ParallelConfig = ParallelConfig()
 

@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fewer_collections()
     args = parser().parse_args(argv)
     go_offline()
-    from pricecast.errors import DataError, DiskFullError, StackError, StoreError, TrackingError
+    from pricecast.errors import DataError, DiskFullError, FetchError, StackError, StoreError, TrackingError
 
     # During a flow Prefect's own handler turns SIGTERM into a crash of the flow run, then
     # hands the signal on to this one.
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pricecast: invalid config: {config_errors(exc)}", file=sys.stderr)
     except (DataError, FileNotFoundError, LookupError) as exc:
         print(f"pricecast: {exc}", file=sys.stderr)
-    except (TrackingError, DiskFullError, StoreError, StackError) as exc:
+    except (TrackingError, DiskFullError, StoreError, StackError, FetchError) as exc:
         print(f"pricecast: {exc}", file=sys.stderr)
         return 1
     except Stopped as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pricecast.cli.evaluation import backtest_flags, cmd_backtest, cmd_train, cmd_tune, servers_ready, train_flags
+from pricecast.cli.fetching import cmd_fetch, fetch_args
 from pricecast.cli.flags import given_values
 from pricecast.cli.show import status_lines, warm_line
 from pricecast.cli.team import cmd_deploy, cmd_stack, cmd_store, deploy_args, stack_args, store_args
@@ -89,7 +90,7 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     if not tickers:
         print(f"No tickers in {store.where} yet.")
     for ticker in tickers:
-        print("\n".join(status_lines(ticker)))
+        print("\n".join(status_lines(ticker, config.paths())))
     return 0
 
 
@@ -260,6 +261,7 @@ COMMANDS = {
     "train": (cmd_train, "train, evaluate, log and register one ticker's forecaster (or a baseline)", train_flags),
     "backtest": (cmd_backtest, "walk-forward backtest of the network and the baselines on one ticker", backtest_flags),
     "tune": (cmd_tune, "search network settings with Optuna on validation folds; write the best config", None),
+    "fetch": (cmd_fetch, "fetch new daily bars from a source (yahoo, stooq, a URL) into the store", fetch_args),
     "add": (cmd_add, "check price files and put them in data/incoming/ for the next retrain", _files),
     "retrain": (cmd_retrain, "merge data/incoming/, retrain, promote better challengers (here and now)", _force),
     "status": (

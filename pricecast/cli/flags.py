@@ -18,6 +18,7 @@ FLAG_NAMES = {
     ("split", "test_path"): "test-data",
     ("promotion", "folds"): "promotion-folds",
     ("tune", "output"): "tune-output",
+    ("fetch", "source"): "fetch-source",  # `pricecast fetch --source` too; `deploy --source` is a checkout
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pricecast.config import Paths
     from pricecast.prefect_server import LocalServer
 
 
@@ -22,8 +23,9 @@ def print_record(record: Any) -> None:
     print("Open the MLflow UI with `make ui` (or `pricecast ui`), then follow the run link above.")
 
 
-def status_lines(ticker: str) -> list[str]:
-    """One ticker's champion, its latest evaluation against naive, its training range and the last retrain decision."""
+def status_lines(ticker: str, paths: Paths | None = None) -> list[str]:
+    """One ticker's champion, its latest evaluation against naive, its training range, the last retrain decision
+    and (with the home's `paths`) its last fetch with the calendar's check."""
     from pricecast.serving import latest_evaluation
     from pricecast.tracking import registry, runs
 
@@ -39,7 +41,12 @@ def status_lines(ticker: str) -> list[str]:
     last = "none yet"
     if "last_decision" in tags:
         last = f"{tags['last_decision_at']}: {tags['last_decision']} v{tags['last_challenger']}: {tags['last_reason']}"
-    return [line, f"  last retrain decision: {last}"]
+    fetched = None
+    if paths is not None:
+        from pricecast.prices.fetch import last_fetch
+
+        fetched = last_fetch(paths, ticker)
+    return [line, f"  last retrain decision: {last}", *([fetched] if fetched else [])]
 
 
 def warm_line(server: LocalServer) -> str:
