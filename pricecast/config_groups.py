@@ -75,7 +75,15 @@ class TuneConfig(_Group):
 
 
 #: Exchange calendar of a ticker by its suffix (Yahoo's spelling); a ticker without one trades on `default_calendar`.
-SUFFIX_CALENDARS = {".NS": "XNSE", ".BO": "XBOM", ".L": "XLON", ".TO": "XTSE", ".DE": "XFRA", ".PA": "XPAR", ".T": "XTKS"}
+SUFFIX_CALENDARS = {
+    ".NS": "XNSE",
+    ".BO": "XBOM",
+    ".L": "XLON",
+    ".TO": "XTSE",
+    ".DE": "XFRA",
+    ".PA": "XPAR",
+    ".T": "XTKS",
+}
 
 
 def _pairs(v: Any) -> Any:

@@ -52,8 +52,13 @@ class FetchReport:
             days = f"{len(self.added)} new day{'s' * (len(self.added) != 1)}"
             out = [f"{self.ticker}: {days} merged from {self.source} ({span})"]
         else:
-            out = [f"{self.ticker}: nothing new from {self.source} ({self.start} .. {self.end}); the store is unchanged"]
-        return out + [f"{self.ticker}: {e['kind']} on {e['date']}: {e['value']:g} ({e['note'] or e['source']})" for e in self.events]
+            out = [
+                f"{self.ticker}: nothing new from {self.source} ({self.start} .. {self.end}); the store is unchanged"
+            ]
+        return out + [
+            f"{self.ticker}: {e['kind']} on {e['date']}: {e['value']:g} ({e['note'] or e['source']})"
+            for e in self.events
+        ]
 
     def check(self) -> str:
         shown = ", ".join(self.missing[:5]) + (f" and {len(self.missing) - 5} more" if len(self.missing) > 5 else "")
@@ -79,7 +84,9 @@ def split_events(frame: pd.DataFrame, source: str) -> list[dict]:
     for kind, column, none in (("split", "split", {0.0, 1.0}), ("dividend", "dividend", {0.0})):
         if column in frame:
             for day, value in frame.loc[~frame[column].fillna(0.0).isin(none), ["date", column]].itertuples(False):
-                events.append({"date": f"{day:%Y-%m-%d}", "kind": kind, "value": float(value), "source": source, "note": ""})
+                events.append(
+                    {"date": f"{day:%Y-%m-%d}", "kind": kind, "value": float(value), "source": source, "note": ""}
+                )
     return events
 
 
@@ -98,7 +105,9 @@ def reconcile(stored: pd.DataFrame, fetched: pd.DataFrame, events: list[dict], s
         hits = before.loc[(ratio - event["value"]).abs() <= 0.01 * event["value"], "date"]
         if len(hits):
             explained |= set(hits)
-            event["note"] = f"{source}'s history before it is split-adjusted; the store keeps {len(hits)} day(s) as traded"
+            event["note"] = (
+                f"{source}'s history before it is split-adjusted; the store keeps {len(hits)} day(s) as traded"
+            )
     return fetched[~fetched["date"].isin(explained)].reset_index(drop=True)
 
 
@@ -137,7 +146,9 @@ def fetch_ticker(
     stored = store.read(ticker) if ticker in store.tickers() else None
     if start is None:
         if stored is None or stored.empty:
-            raise DataError(f"{ticker} is not in the store {store.where} yet: give --start YYYY-MM-DD for its first fetch")
+            raise DataError(
+                f"{ticker} is not in the store {store.where} yet: give --start YYYY-MM-DD for its first fetch"
+            )
         start = stored["date"].max().date() + timedelta(days=1)
     end = end or calendar.latest_due(code, now, config.bar_delay_hours) or start - timedelta(days=1)
     report = FetchReport(ticker, source.name, code, start.isoformat(), end.isoformat())
@@ -145,7 +156,9 @@ def fetch_ticker(
         report.note = f"the store has it up to {start - timedelta(days=1)}, the latest due is {end}: nothing to fetch"
         return _done(report, paths)
     if not calendar.sessions(code, start, end):
-        report.note = f"no {code} session due from {start} to {end} (a holiday, a weekend, or not due yet): nothing to fetch"
+        report.note = (
+            f"no {code} session due from {start} to {end} (a holiday, a weekend, or not due yet): nothing to fetch"
+        )
         return _done(report, paths)
     fetched = validated(source.fetch(ticker, start, end), source.name, ticker)
     if fetched.empty and stored is None:

@@ -238,8 +238,7 @@ def check_layout(path: Path, name: str | None = None) -> None:
             binary = exc.start
         if binary >= 0:
             raise DataError(
-                f"{name} is not a CSV text file: byte {binary} is {head[binary]:#04x} (binary data, or not "
-                "UTF-8 text)"
+                f"{name} is not a CSV text file: byte {binary} is {head[binary]:#04x} (binary data, or not UTF-8 text)"
             )
         handle.seek(0)
         header = handle.readline().decode("utf-8-sig")

@@ -9,6 +9,7 @@ hosts. yfinance is imported only when a fetch runs: importing this module makes 
 from __future__ import annotations
 
 import logging
+import warnings
 from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
@@ -23,11 +24,13 @@ from pricecast.prices.remote import in_range, parse_body, policy
 
 @contextmanager
 def _quiet_yfinance():
-    """yfinance logs the errors it swallows; the fetch says them once, itself, in one line."""
+    """yfinance logs the errors it swallows (and pandas warns of its calls); the fetch says what matters, once."""
     logger = logging.getLogger("yfinance")
     level, logger.level = logger.level, logging.CRITICAL + 1
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         logger.setLevel(level)
 
