@@ -205,7 +205,9 @@ class ScheduleConfig(_Group):
     """When `pricecast serve` runs the retrain deployment."""
 
     cron: str = Field(
-        "30 17 * * 1-5", description="Retrain schedule: by default each weekday after the US market close."
+        "30 17 * * 1-5",
+        description="Retrain schedule: by default each weekday after the US market close; with cron and timezone "
+        "both left at their defaults, the close of fetch.default_calendar plus fetch.bar_delay_hours.",
     )
     timezone: str = "America/New_York"
     pause_on_shutdown: bool = Field(False, description="Pause the schedules when `pricecast serve` stops.")

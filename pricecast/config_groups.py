@@ -113,9 +113,10 @@ class FetchConfig(_Group):
     )
     default_calendar: str = Field("XNYS", description="Exchange calendar of a ticker without a suffix or entry.")
     bar_delay_hours: float = Field(
-        3.0,
+        1.5,
         ge=0,
-        description="Hours after a session's close before its bar is expected from the source; later it is missing.",
+        description="Hours after a session's close before its bar is expected from the source (later it is missing); "
+        "with the schedule's cron and timezone left at their defaults, the retrain runs then, on weekdays.",
     )
     missing_sessions: int = Field(
         3, ge=1, description="Sessions without a bar (after the delay) that fail the check; fewer are a warning."

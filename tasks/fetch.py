@@ -16,14 +16,17 @@ from tasks import stage
 
 @stage("fetch")
 def fetch_bars(config: Config, store: PriceStore, tickers: list[str], now: datetime | None = None) -> list[str]:
-    """Fetch each ticker's new bars into the store (the source retries within the fetch config's bounds).
+    """Fetch each ticker's new bars into the store (the source retries within the fetch config's bounds); nothing
+    when the config names no source.
 
     Returns the problems: a source down or a bad answer per ticker, and failed calendar checks (the flow ends
     failed with them, after retraining what it has). A missing bar is a warning; a holiday is not one.
     """
     log, problems = get_run_logger(), []
+    if not config.fetch.source:
+        return problems
     source = source_for(config.fetch.source, config.fetch)
-    for ticker in tickers:
+    for ticker in (t.upper() for t in tickers):
         try:
             report: FetchReport = fetch_ticker(store, config.paths(), ticker, source, config.fetch, now=now)
         except (DataError, FetchError) as exc:

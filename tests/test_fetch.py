@@ -27,7 +27,7 @@ from pricecast.prices.remote import StooqSource, UrlSource, source_for, stooq_sy
 from pricecast.prices.store import CsvStore
 from tests.fetch_server import ListSource, chart_json, csv_of, not_found_chart, ok, serving, yahoo_routes
 
-NOW = datetime(2018, 10, 25, 12, tzinfo=UTC)  # the afternoon after tatatest.csv's last day, 2018-10-24
+NOW = datetime(2018, 10, 25, 9, tzinfo=UTC)  # the morning after tatatest.csv's last day, 2018-10-24
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,20 @@ def test_a_tickers_calendar_comes_from_its_entry_its_suffix_or_the_default() -> 
     ]
     with pytest.raises(DataError, match="exchange calendar 'XNSX' is not one exchange_calendars knows"):
         calendar.exchange("XNSX")
+
+
+def test_the_default_schedule_follows_the_exchanges_close() -> None:
+    from pricecast.deploy import retrain_schedule
+
+    assert calendar.close_cron("XNYS", 1.5) == ("30 17 * * 1-5", "America/New_York")
+    assert calendar.close_cron("XNSE", 1.5) == ("0 17 * * 1-5", "Asia/Kolkata")
+    assert retrain_schedule(Config()) == ("30 17 * * 1-5", "America/New_York")
+    assert retrain_schedule(Config.model_validate({"fetch": {"default_calendar": "XNSE"}})) == (
+        "0 17 * * 1-5",
+        "Asia/Kolkata",
+    )
+    given = {"fetch": {"default_calendar": "XNSE"}, "schedule": {"cron": "0 9 * * *"}}
+    assert retrain_schedule(Config.model_validate(given)) == ("0 9 * * *", "America/New_York")
 
 
 def test_holidays_are_not_sessions_and_a_bar_is_due_after_the_close_and_the_delay() -> None:

@@ -86,3 +86,15 @@ def missing(code: str, have: pd.Series, start: date, end: date) -> list[date]:
     """Sessions from `start` to `end` without a bar in `have` (the store's dates)."""
     present = set(pd.to_datetime(have).dt.date)
     return [d for d in sessions(code, start, end) if d not in present]
+
+
+def close_cron(code: str, delay_hours: float) -> tuple[str, str]:
+    """A weekday cron at the exchange's (latest) close plus the delay, and its time zone: when the day's bars are due.
+
+    XNYS with the default 1.5 hours is `30 17 * * 1-5` in America/New_York; XNSE is `0 17 * * 1-5` in Asia/Kolkata.
+    """
+    cal = exchange(code.upper())
+    close = cal.close_times[-1][1]
+    due = datetime.combine(date(2000, 1, 3), close) + timedelta(hours=delay_hours)
+    days = "1-5" if due.date() == date(2000, 1, 3) else "2-6"  # a delay past midnight moves the weekdays on
+    return f"{due.minute} {due.hour} * * {days}", str(cal.tz)

@@ -1,0 +1,64 @@
+"""The retrain flow fetches first: new sessions are merged and retrained, a holiday asks nothing and warns of
+nothing, a missing bar warns, a source down fails the run (after retraining what it has) with one line."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows.retrain import retrain
+from pricecast.cli.show import status_lines
+from pricecast.config import Config, FetchConfig, ForecastConfig
+from pricecast.prices.parse import PriceFile, read_prices
+from pricecast.prices.store import CsvStore
+from tests.fetch_server import csv_of, ok, serving
+from tests.test_retrain_flow import client_for
+from tests.test_retrain_flow import config as tiny
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+
+
+def fetch_state(home: Path) -> dict:
+    return json.loads((home / "data" / "fetch" / "TATA.json").read_text())
+
+
+def test_the_retrain_flow_fetches_merges_and_retrains_only_on_new_sessions(shared_data: Path, tmp_path: Path) -> None:
+    history, new = (read_prices(shared_data / name)[""] for name in ("NSETATAGLOBAL.csv", "tatatest.csv"))
+    store = CsvStore(Config(home=tmp_path).paths())
+    store.merge([PriceFile("TATA", history.iloc[-150:], "NSETATAGLOBAL.csv")])  # to Friday 2018-09-28
+    with serving() as server:
+        url = server.route("/tata.csv", ok(csv_of(new)))
+        fetching = FetchConfig(source=url, calendars={"TATA": "XNSE"}, fetch_retries=1)
+        config = tiny(tmp_path, epochs=1).model_copy(
+            update={"fetch": fetching, "forecast": ForecastConfig(after_retrain=False)}
+        )
+
+        # Monday 2018-10-01 after the close and the delay: its bar is fetched, merged, and a challenger trained.
+        [first] = retrain(config, as_of=datetime(2018, 10, 1, 14, tzinfo=UTC))
+        assert first.action == "promoted" and server.seen == ["/tata.csv"]
+        assert pd.read_csv(tmp_path / "data" / "prices" / "TATA.csv")["date"].iloc[-1] == "2018-10-01"
+        assert fetch_state(tmp_path)["added"] == ["2018-10-01"]
+
+        # Tuesday 2018-10-02 is an NSE holiday: the source is not asked, nothing is missing, nothing retrained.
+        [holiday] = retrain(config, as_of=datetime(2018, 10, 2, 20, tzinfo=UTC))
+        assert holiday.action == "skipped" and "no new data" in holiday.reason and server.seen == ["/tata.csv"]
+        state = fetch_state(tmp_path)
+        assert state["status"] == "ok" and state["missing"] == [] and "nothing to fetch" in state["note"]
+
+        # Wednesday's bar is late (the source still ends on Monday): a warning, in the run and in `status`.
+        server.route("/tata.csv", ok(csv_of(new.iloc[:1])))
+        [late] = retrain(config, as_of=datetime(2018, 10, 3, 20, tzinfo=UTC))
+        assert late.action == "skipped" and fetch_state(tmp_path)["status"] == "warning"
+        client_for(tmp_path)
+        lines = status_lines("TATA", config.paths())
+        assert lines[-1].endswith("warning: no bar for 1 XNSE session(s) due by now: 2018-10-03")
+
+    # The source is down: the run retrains what it has (nothing new), then fails naming the URL.
+    down = config.model_copy(update={"fetch": fetching.model_copy(update={"source": "http://127.0.0.1:1/tata.csv"})})
+    with pytest.raises(RuntimeError, match=r"^fetch failed for TATA: http://127.0.0.1:1/tata.csv cannot be reached"):
+        retrain(down, as_of=datetime(2018, 10, 3, 20, tzinfo=UTC))
+    assert pd.read_csv(tmp_path / "data" / "prices" / "TATA.csv")["date"].iloc[-1] == "2018-10-01"
