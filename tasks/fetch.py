@@ -9,7 +9,7 @@ from prefect import get_run_logger
 from pricecast.config import Config
 from pricecast.errors import DataError, FetchError
 from pricecast.prices.fetch import FetchReport, fetch_ticker
-from pricecast.prices.remote import source_for
+from pricecast.prices.sourcing import source_for
 from pricecast.prices.stores import PriceStore
 from tasks import stage
 

@@ -23,7 +23,8 @@ from pricecast.prices import calendar
 from pricecast.prices.fetch import fetch_ticker, last_fetch
 from pricecast.prices.http import RetryPolicy, retry_after, with_retries
 from pricecast.prices.parse import PriceFile, read_prices
-from pricecast.prices.remote import StooqSource, UrlSource, source_for, stooq_symbol
+from pricecast.prices.remote import StooqSource, UrlSource, stooq_symbol
+from pricecast.prices.sourcing import source_for
 from pricecast.prices.store import CsvStore
 from tests.fetch_server import ListSource, chart_json, csv_of, not_found_chart, ok, serving, yahoo_routes
 

@@ -31,7 +31,7 @@ def cmd_fetch(config: Config, args: argparse.Namespace) -> int:
     """Fetch each ticker in turn; one line per outcome. Exit: 0 merged or nothing new, 1 a source unreachable,
     2 bad input (a bad answer, a conflict, an unknown ticker or calendar), 3 a failed calendar check."""
     from pricecast.prices.fetch import fetch_ticker
-    from pricecast.prices.remote import source_for
+    from pricecast.prices.sourcing import source_for
     from pricecast.prices.stores import open_store
 
     source = source_for(config.fetch.source, config.fetch)

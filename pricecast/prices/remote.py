@@ -1,17 +1,15 @@
-"""Price sources: `fetch(ticker, start, end) -> frame` in the store's schema, found by name, URL or entry point.
+"""Price sources: `fetch(ticker, start, end) -> frame` in the store's schema; a URL's CSV and Stooq's here.
 
 A source returns canonical rows (`date, open, high, low, close, volume`), optionally with `dividend` and
 `split` columns: corporate actions the source reports, which the fetch keeps as events beside the prices.
 What it returns is validated and merged like an incoming file (`pricecast.prices.fetch`), so no source can
-bypass a rule. New sources: an entry point in the `pricecast.sources` group naming a callable that takes the
-fetch config and returns an object with `name` and `fetch`.
+bypass a rule. `pricecast.prices.sourcing` finds a source by name, URL or entry point.
 """
 
 from __future__ import annotations
 
 import tempfile
 from datetime import date
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
@@ -23,9 +21,6 @@ from pricecast.errors import DataError
 from pricecast.prices.http import RetryPolicy, download
 from pricecast.prices.parse import read_prices
 from pricecast.prices.store import empty_frame
-
-#: The entry point group a package registers its own sources in.
-ENTRY_POINTS = "pricecast.sources"
 
 
 @runtime_checkable
@@ -118,34 +113,3 @@ class StooqSource:
         if text.lower().startswith("exceeded the daily hits limit"):
             raise DataError(f"stooq ({url}) refuses {symbol}: {text[:80]!r}; try again tomorrow")
         return in_range(parse_body(body, f"stooq {url}?s={symbol}", ticker), start, end)
-
-
-def registered() -> dict[str, object]:
-    """Sources other packages register: entry point name -> entry point (loaded only when chosen)."""
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINTS)}
-
-
-def source_for(name: str | None, config: FetchConfig) -> Source:
-    """The source `name` says: a URL, `yahoo`, `stooq`, or an entry point of the `pricecast.sources` group.
-
-    Raises:
-        DataError: no source given, or a name nothing knows (listing what is known).
-    """
-    if not name:
-        raise DataError("no price source: give --source yahoo, stooq, a registered name, or an http(s)/file URL")
-    if urlsplit(name).scheme in ("http", "https", "file"):
-        return UrlSource(name, config)
-    if name == "stooq":
-        return StooqSource(config)
-    if name == "yahoo":
-        from pricecast.prices.yahoo import YahooSource
-
-        return YahooSource(config)
-    found = registered()
-    if name not in found:
-        known = ", ".join(["yahoo", "stooq", *sorted(found)])
-        raise DataError(f"unknown price source {name!r}: known are {known}, or an http(s):// or file:// URL")
-    source = found[name].load()(config)  # type: ignore[attr-defined]
-    if not isinstance(source, Source):
-        raise DataError(f"price source {name!r} ({found[name].value}) has no name and fetch(ticker, start, end)")  # type: ignore[attr-defined]
-    return source
