@@ -53,7 +53,7 @@ def trained(home: Path, prices: pd.DataFrame, ticker: str = "TATA") -> CsvStore:
 
 
 def fetch_config(**values) -> FetchConfig:
-    return FetchConfig(calendars={"TATA": "XNSE"}, fetch_retries=2, **values)
+    return FetchConfig(**{"calendars": {"TATA": "XNSE"}, "fetch_retries": 2, **values})
 
 
 def cli(home: Path, *argv: str) -> int:
@@ -301,6 +301,17 @@ def test_yahoo_through_yfinance_prices_as_traded_splits_and_dividends_kept_as_ev
             fetch_ticker(store, paths, "NOPE.NS", source_for("yahoo", config), config, start=date(2018, 10, 1), now=NOW)
     stored = pd.read_csv(paths.store_file(symbol))
     assert stored.loc[stored["date"] == "2018-09-28", "close"].item() == tata[0]["close"].iloc[-1]  # as traded
+
+
+def test_yahoo_without_its_cookie_still_fetches_the_chart(tata, tmp_path: Path) -> None:
+    """yfinance can do without its cookie and crumb: their failure is not the fetch's (the chart's would be)."""
+    store, paths = trained(tmp_path, tata[0], "TATAGLOBAL.NS"), Config(home=tmp_path).paths()
+    with serving() as server:
+        yahoo_routes(server, "TATAGLOBAL.NS", chart_json("TATAGLOBAL.NS", tata[1]))
+        server.route("/", (503, {}, b"down"))
+        config = fetch_config(yahoo_url=server.url, fetch_retries=0)
+        report = fetch_ticker(store, paths, "TATAGLOBAL.NS", source_for("yahoo", config), config, now=NOW)
+    assert len(report.added) == 16 and "/" in server.seen
 
 
 def test_yahoo_down_is_one_line_not_an_empty_answer(tata, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ fault: it fails at once, naming the URL. A base URL sends every request to anoth
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,8 +54,10 @@ def _kind(exc: BaseException) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    """The first line of a transport error, without the library's long curl/urllib3 preamble."""
+    """The first line of a transport error, without curl's preamble (`Failed to perform, curl: (7) `) and link."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^Failed to perform, curl: \(\d+\) ", "", text)
+    text = re.sub(r"\.? See https://curl\.se/\S*.*$", "", text)
     return text if len(text) <= 160 else text[:157] + "..."
 
 
@@ -117,14 +120,18 @@ def _session_class() -> type:
 
 
 def retrying_session(
-    policy: RetryPolicy, base_url: str | None = None, check: Callable[[str, Any], None] | None = None
+    policy: RetryPolicy,
+    base_url: str | None = None,
+    check: Callable[[str, Any], None] | None = None,
+    essential: Callable[[str], bool] | None = None,
 ) -> Any:
     """A requests-like session whose every request goes through `with_retries`, to `base_url` when given.
 
     `check(url, response)` may raise (a DataError: the source says the ticker is unknown) on an answer.
-
-    Its first failure is kept in `.failure`, and every later request raises it again at once: a library that
-    swallows errors (yfinance logs them and returns an empty frame) cannot turn an outage into "no data".
+    The first failure of an `essential(url)` request (default: every one) is kept in `.failure`, and every later
+    request raises it again at once: a library that swallows errors (yfinance logs them and returns an empty
+    frame) cannot turn an outage into "no data". A request that is not essential (yfinance's cookie and crumb,
+    which it can do without) fails as a plain ConnectionError, for the library to handle as it always does.
     """
     base = _session_class()
 
@@ -143,6 +150,8 @@ def retrying_session(
                     check(url, response)
                 return response
             except (FetchError, DataError) as exc:
+                if essential is not None and not essential(url):
+                    raise ConnectionError(str(exc)) from None
                 self.failure = exc
                 raise
 

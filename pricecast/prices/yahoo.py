@@ -79,7 +79,9 @@ class YahooSource:
         import yfinance as yf
         from yfinance.data import YfData
 
-        session = retrying_session(self.policy, self.base_url, unknown_ticker(ticker))
+        session = retrying_session(
+            self.policy, self.base_url, unknown_ticker(ticker), essential=lambda url: "/finance/chart/" in url
+        )
         YfData.cache_get.cache_clear()  # every fetch asks afresh: yfinance keeps past answers for the process
         try:
             with _quiet_yfinance():
