@@ -146,6 +146,8 @@ SLOW_FIRST = (
     "test_model.py",  # 26
     "test_reliability_input.py",  # 26
     "test_train_flow.py",  # 22
+    "test_fetch_flow.py",  # 20
+    "test_fetch.py",  # 16: most of it waits for Retry-After and backoffs
     "test_backtest.py",  # 13
     "test_stack_procs.py",  # 11
     "test_layout.py",  # 11

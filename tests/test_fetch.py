@@ -144,6 +144,7 @@ def test_fetch_from_a_file_merges_the_16_new_days_then_adds_nothing_and_says_so(
     assert len(pd.read_csv(tmp_path / "data" / "prices" / "TATA.csv")) == 2035 + 16
 
 
+@pytest.mark.reliability
 def test_fetch_from_a_local_server_merges_and_a_dead_port_is_one_line_within_5_s(tata, tmp_path: Path) -> None:
     store = trained(tmp_path, tata[0])
     with serving() as server:
@@ -166,6 +167,7 @@ def test_fetch_from_a_local_server_merges_and_a_dead_port_is_one_line_within_5_s
     assert (tmp_path / "data" / "prices" / "TATA.csv").read_bytes() == before
 
 
+@pytest.mark.reliability
 def test_429_twice_then_200_and_500_then_200_succeed(tata, tmp_path: Path) -> None:
     store, paths = trained(tmp_path, tata[0]), Config(home=tmp_path).paths()
     limited = (429, {"Retry-After": "1", "Content-Type": "text/plain"}, b"Too Many Requests")
@@ -194,6 +196,7 @@ RENAMED = (
 )
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -217,6 +220,7 @@ def test_a_bad_answer_gets_the_ingest_message_and_changes_nothing(tata, tmp_path
     assert paths.store_file("TATA").read_bytes() == before
 
 
+@pytest.mark.reliability
 def test_a_history_that_disagrees_with_the_store_is_refused_whole_naming_both_rows(tata, tmp_path: Path) -> None:
     store, paths = trained(tmp_path, tata[0]), Config(home=tmp_path).paths()
     before = paths.store_file("TATA").read_bytes()
@@ -234,6 +238,7 @@ def test_a_history_that_disagrees_with_the_store_is_refused_whole_naming_both_ro
     assert paths.store_file("TATA").read_bytes() == before
 
 
+@pytest.mark.reliability
 def test_an_answer_shorter_than_its_content_length_is_retried_then_one_line(tata, tmp_path: Path) -> None:
     store, paths = trained(tmp_path, tata[0]), Config(home=tmp_path).paths()
     before = paths.store_file("TATA").read_bytes()
@@ -303,6 +308,7 @@ def test_yahoo_through_yfinance_prices_as_traded_splits_and_dividends_kept_as_ev
     assert stored.loc[stored["date"] == "2018-09-28", "close"].item() == tata[0]["close"].iloc[-1]  # as traded
 
 
+@pytest.mark.reliability
 def test_yahoo_without_its_cookie_still_fetches_the_chart(tata, tmp_path: Path) -> None:
     """yfinance can do without its cookie and crumb: their failure is not the fetch's (the chart's would be)."""
     store, paths = trained(tmp_path, tata[0], "TATAGLOBAL.NS"), Config(home=tmp_path).paths()
@@ -314,6 +320,7 @@ def test_yahoo_without_its_cookie_still_fetches_the_chart(tata, tmp_path: Path) 
     assert len(report.added) == 16 and "/" in server.seen
 
 
+@pytest.mark.reliability
 def test_yahoo_down_is_one_line_not_an_empty_answer(tata, tmp_path: Path) -> None:
     store, paths = trained(tmp_path, tata[0], "TATAGLOBAL.NS"), Config(home=tmp_path).paths()
     config = fetch_config(yahoo_url="http://127.0.0.1:1")

@@ -153,7 +153,9 @@ def fetch_ticker(
     end = end or calendar.latest_due(code, now, config.bar_delay_hours) or start - timedelta(days=1)
     report = FetchReport(ticker, source.name, code, start.isoformat(), end.isoformat())
     if start > end:
-        report.note = f"the store has it up to {start - timedelta(days=1)}, the latest due is {end}: nothing to fetch"
+        report.note = (
+            f"nothing to fetch: the store already has it up to {start - timedelta(days=1)} (asked up to {end})"
+        )
         return _done(report, paths)
     if not calendar.sessions(code, start, end):
         report.note = (
