@@ -28,7 +28,7 @@ def retrain(
     paths, store = config.paths(), open_store(config)
     connect.connect(config.tracking, paths)
     # Fetch each ticker's bars due since its last day; a holiday asks nothing, a source down is reported at the end.
-    problems = fetch_bars(config, store, tickers or store.tickers(), as_of)
+    problems = fetch_bars(config.fetch, store, paths, tickers or store.tickers(), as_of)
     # Merge new files into the store; bad ones go to incoming/rejected/ with the reason.
     merge_incoming_files(
         store, paths.incoming, config.window.lookback + 1 + config.promotion.folds * config.promotion.holdout_days

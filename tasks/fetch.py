@@ -6,7 +6,7 @@ from datetime import datetime
 
 from prefect import get_run_logger
 
-from pricecast.config import Config
+from pricecast.config import FetchConfig, Paths
 from pricecast.errors import DataError, FetchError
 from pricecast.prices.fetch import FetchReport, fetch_ticker
 from pricecast.prices.sourcing import source_for
@@ -15,7 +15,9 @@ from tasks import stage
 
 
 @stage("fetch")
-def fetch_bars(config: Config, store: PriceStore, tickers: list[str], now: datetime | None = None) -> list[str]:
+def fetch_bars(
+    config: FetchConfig, store: PriceStore, paths: Paths, tickers: list[str], now: datetime | None = None
+) -> list[str]:
     """Fetch each ticker's new bars into the store (the source retries within the fetch config's bounds); nothing
     when the config names no source.
 
@@ -23,12 +25,12 @@ def fetch_bars(config: Config, store: PriceStore, tickers: list[str], now: datet
     failed with them, after retraining what it has). A missing bar is a warning; a holiday is not one.
     """
     log, problems = get_run_logger(), []
-    if not config.fetch.source:
+    if not config.source:
         return problems
-    source = source_for(config.fetch.source, config.fetch)
+    source = source_for(config.source, config)
     for ticker in (t.upper() for t in tickers):
         try:
-            report: FetchReport = fetch_ticker(store, config.paths(), ticker, source, config.fetch, now=now)
+            report: FetchReport = fetch_ticker(store, paths, ticker, source, config, now=now)
         except (DataError, FetchError) as exc:
             log.error("fetch %s: %s", ticker, exc)
             problems.append(f"{ticker}: {exc}")

@@ -75,6 +75,7 @@ def validated(frame: pd.DataFrame, name: str, ticker: str) -> pd.DataFrame:
         raise DataError(f"{name} answered without column {', '.join(map(repr, missing))} (it has {', '.join(frame)})")
     checked = parse_body(to_csv_bytes(frame), name, ticker)
     extra = frame[[c for c in ("dividend", "split") if c in frame]].set_index(pd.to_datetime(frame["date"]))
+    extra = extra[~extra.index.duplicated()]  # a repeated row is dropped by the parser: its events once too
     return checked.join(extra, on="date") if not extra.empty else checked
 
 
