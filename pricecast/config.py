@@ -289,4 +289,5 @@ class Config(BaseModel):
                     value = ",".join(map(str, value))
                 out[f"{group}.{key}"] = "" if value is None else value
         out["data.store"] = redact(self.store_url() or "")
+        out["fetch.stooq_apikey"] = "***" if self.fetch.stooq_apikey else ""  # never a secret in MLflow
         return out

@@ -129,6 +129,11 @@ class FetchConfig(_Group):
         30.0, ge=0, description="Longest wait between retries in seconds, Retry-After included (a longer one fails)."
     )
     stooq_url: str = Field("https://stooq.com", description="Base URL of Stooq's daily CSV download (/q/d/l/).")
+    stooq_apikey: str | None = Field(
+        None,
+        description="Stooq's API key, sent as its apikey parameter (Stooq's download asks for one since 2026); "
+        "empty = PRICECAST_STOOQ_APIKEY, else none.",
+    )
     yahoo_url: str | None = Field(
         None, description="Send yfinance's requests to this base URL instead of Yahoo's hosts (tests, a proxy)."
     )

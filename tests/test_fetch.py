@@ -267,7 +267,16 @@ def test_stooq_daily_csv_from_its_base_url(tata, tmp_path: Path) -> None:
             DataError, match="^stooq returned no bars for NOPE from 2018-10-01 to 2018-10-24: an unknown"
         ):
             fetch_ticker(store, paths, "NOPE", StooqSource(config), config, start=date(2018, 10, 1), now=NOW)
-    assert stooq_symbol("AAPL") == "aapl.us"
+        # Without its API key Stooq answers an HTML page (HTTP 200): one line saying so, never parsed as prices.
+        server.route("/q/d/l/", ok("<!DOCTYPE html><html><body>Get your apikey</body></html>", "text/html"))
+        with pytest.raises(DataError, match="answered tataglobal.ns with an HTML page, not CSV, without an API key"):
+            fetch_ticker(store, paths, "TATAGLOBAL.NS", StooqSource(config), config, start=date(2018, 10, 1), now=NOW)
+        keyed = fetch_config(stooq_url=server.url, stooq_apikey="k3y")
+        server.route("/q/d/l/", ok("No data"))
+        fetch_ticker(store, paths, "TATAGLOBAL.NS", StooqSource(keyed), keyed, start=date(2018, 10, 1), now=NOW)
+        assert server.seen[-1] == "/q/d/l/?s=tataglobal.ns&i=d&d1=20181001&d2=20181024&apikey=k3y"
+    assert stooq_symbol("AAPL") == "aapl.us" and keyed.stooq_apikey == "k3y"
+    assert Config(fetch=keyed).flat()["fetch.stooq_apikey"] == "***"  # never logged to MLflow
 
 
 def test_yahoo_through_yfinance_prices_as_traded_splits_and_dividends_kept_as_events(tata, tmp_path: Path) -> None:

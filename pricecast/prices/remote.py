@@ -8,6 +8,7 @@ bypass a rule. `pricecast.prices.sourcing` finds a source by name, URL or entry 
 
 from __future__ import annotations
 
+import os
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -101,15 +102,22 @@ class StooqSource:
 
     def __init__(self, config: FetchConfig) -> None:
         self.base, self.policy = config.stooq_url.rstrip("/"), policy(config)
+        self.apikey = config.stooq_apikey or os.environ.get("PRICECAST_STOOQ_APIKEY") or None
 
     def fetch(self, ticker: str, start: date, end: date) -> pd.DataFrame:
         symbol = stooq_symbol(ticker)
         params = {"s": symbol, "i": "d", "d1": f"{start:%Y%m%d}", "d2": f"{end:%Y%m%d}"}
         url = f"{self.base}/q/d/l/"
-        body = download(url, self.policy, params)
+        body = download(url, self.policy, params | ({"apikey": self.apikey} if self.apikey else {}))
         text = body.decode("utf-8", "replace").strip()
         if text.lower() in ("no data", ""):
             return empty_frame()
         if text.lower().startswith("exceeded the daily hits limit"):
             raise DataError(f"stooq ({url}) refuses {symbol}: {text[:80]!r}; try again tomorrow")
+        if text.startswith("<") or "<html" in text[:500].lower():
+            key = "with the API key given" if self.apikey else "without an API key (fetch.stooq_apikey)"
+            raise DataError(
+                f"stooq ({url}) answered {symbol} with an HTML page, not CSV, {key}: Stooq's download asks for a key "
+                "(https://stooq.com/q/d/?s=spy.us&get_apikey) and may show a browser check instead of data"
+            )
         return in_range(parse_body(body, f"stooq {url}?s={symbol}", ticker), start, end)
