@@ -62,3 +62,17 @@ def test_the_retrain_flow_fetches_merges_and_retrains_only_on_new_sessions(share
     with pytest.raises(RuntimeError, match=r"^fetch failed for TATA: http://127.0.0.1:1/tata.csv cannot be reached"):
         retrain(down, as_of=datetime(2018, 10, 3, 20, tzinfo=UTC))
     assert pd.read_csv(tmp_path / "data" / "prices" / "TATA.csv")["date"].iloc[-1] == "2018-10-01"
+
+
+def test_the_retrain_deployment_is_scheduled_at_the_exchanges_close_and_carries_the_fetch(tmp_path: Path) -> None:
+    """What `pricecast serve` and `pricecast deploy` register: the cron of the default exchange's close, the
+    fetch group pinned in the parameters, `as_of` among them (a run judged as of another time)."""
+    from pricecast.deploy import deployments
+
+    config = Config.model_validate({"home": str(tmp_path), "fetch": {"default_calendar": "XNSE", "source": "stooq"}})
+    retrain_deployment = next(d for d in deployments(config) if d.flow_name == "retrain")
+    assert [(s.schedule.cron, s.schedule.timezone) for s in retrain_deployment.schedules] == [
+        ("0 17 * * 1-5", "Asia/Kolkata")
+    ]
+    assert retrain_deployment.parameters["config"]["fetch"]["source"] == "stooq"
+    assert "as_of" in retrain_deployment._parameter_openapi_schema.properties
