@@ -76,3 +76,60 @@ def test_the_retrain_deployment_is_scheduled_at_the_exchanges_close_and_carries_
     ]
     assert retrain_deployment.parameters["config"]["fetch"]["source"] == "stooq"
     assert "as_of" in retrain_deployment._parameter_openapi_schema.properties
+
+
+def test_a_retrain_scheduled_every_minute_fetches_merges_retrains_then_skips(tmp_path: Path) -> None:
+    """`pricecast serve` with cron `* * * * *`: Prefect's scheduler starts the runs. The first fetches the latest
+    due session, merges it and trains a challenger; the next finds no new session, asks nothing and skips."""
+    import subprocess
+    import time
+
+    from pricecast.prices import calendar
+    from pricecast.stack.procs import free_port
+    from tests.price_frames import random_walk_frame
+    from tests.test_serve import PRICECAST, ROOT, api, no_server_env
+
+    due = calendar.latest_due("XNSE", datetime.now(UTC) + pd.Timedelta(minutes=3), 1.5)
+    days = calendar.sessions("XNSE", due - pd.Timedelta(days=200), due)[-120:]
+    bars = random_walk_frame(len(days)).assign(date=pd.to_datetime(days))
+    home = tmp_path / "home"
+    CsvStore(Config(home=home).paths()).merge([PriceFile("TATA", bars.iloc[:-1], "walk.csv")])
+    port, env = free_port(), no_server_env() | {"PREFECT_HOME": str(tmp_path / "prefect"), "PYTHONUNBUFFERED": "1"}
+    tiny_flags = ["--representation", "level", "--inputs", "open", "--cell", "SimpleRNN", "--units", "5"]
+    tiny_flags += ["--no-zero-output", "--epochs", "1", "--batch-size", "16", "--learning-rate", "0.01"]
+    tiny_flags += ["--holdout-days", "10", "--promotion-folds", "1", "--no-naive-gate", "--no-after-retrain"]
+    with serving() as server, open(tmp_path / "serve.log", "w") as log:
+        url = server.route("/tata.csv", ok(csv_of(bars)))
+        argv = [*PRICECAST, "serve", "--prefect-port", str(port), "--home", str(home), "--cron", "* * * * *"]
+        argv += ["--timezone", "UTC", "--fetch-source", url, "--calendars", "TATA=XNSE", *tiny_flags]
+        process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline, finished = time.monotonic() + 420, []
+            while len(finished) < 2 and time.monotonic() < deadline:
+                assert process.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+                try:
+                    runs = api(port, "/flow_runs/filter", {"sort": "EXPECTED_START_TIME_ASC"})
+                except OSError:
+                    runs = []
+                retrains = [r for r in runs if r.get("deployment_id") and r["state_type"] in ("COMPLETED", "FAILED")]
+                finished = [r for r in retrains if r["name"] and not r.get("parent_task_run_id")]
+                time.sleep(3)
+            assert len(finished) >= 2, (tmp_path / "serve.log").read_text()[-3000:]
+            assert [r["state_type"] for r in finished[:2]] == ["COMPLETED", "COMPLETED"]
+            logs = {
+                r["id"]: [
+                    (entry["level"], entry["message"])
+                    for entry in api(port, "/logs/filter", {"logs": {"flow_run_id": {"any_": [r["id"]]}}})
+                ]
+                for r in finished[:2]
+            }
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+    first, second = (logs[r["id"]] for r in finished[:2])
+    assert any(f"TATA: 1 new day merged from {url} ({due})" in m for _, m in first), first
+    assert any("TATA: promoted" in m for _, m in first), first
+    assert any("nothing to fetch" in m for _, m in second) and any("no new data" in m for _, m in second), second
+    assert not [m for level, m in second if level >= 30], second  # no warning: nothing was due
+    assert server.seen == ["/tata.csv"]  # the second run did not ask the source
+    assert pd.read_csv(home / "data" / "prices" / "TATA.csv")["date"].iloc[-1] == f"{due}"
