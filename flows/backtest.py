@@ -12,7 +12,7 @@ from flows import quiet_expected_errors
 from pricecast.config import Config
 from pricecast.stages.backtest import assemble
 from pricecast.tracking import connect
-from tasks.backtest import forecast_fold, log_backtest, plan_folds, score_backtest
+from tasks.backtest import forecast_fold, log_backtest, plan_folds, score_backtest, score_ranges
 from tasks.fanout import fan_out
 from tasks.prices import ingest
 
@@ -23,6 +23,7 @@ class Backtest:
 
     ticker: str
     scores: pd.DataFrame
+    ranges: pd.DataFrame
     forecasts: pd.DataFrame
     run_id: str
     url: str
@@ -48,6 +49,8 @@ def backtest(config: Config = Config()) -> Backtest:
     forecasts = assemble(prices.frame, plan, results, config.data.target)
     # Score every model on the same days (MAE, RMSE, MASE, skills, Diebold-Mariano), plot the cumulative error.
     scores = score_backtest(forecasts, prices.ticker)
+    # Every range method around every model on the same days (coverage, width, interval score, pinball, DM).
+    range_scores = score_ranges(prices.frame, forecasts, config)
     # One MLflow parent run, a nested run per model, the forecasts CSV and the plot.
-    record = log_backtest(config, prices.ticker, prices.source, forecasts, scores, flow_run.id)
-    return Backtest(prices.ticker, scores[0], forecasts, record.run_id, record.url)
+    record = log_backtest(config, prices.ticker, prices.source, forecasts, scores, range_scores, flow_run.id)
+    return Backtest(prices.ticker, scores[0], range_scores, forecasts, record.run_id, record.url)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
+from matplotlib.figure import Figure
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
@@ -30,6 +31,7 @@ class Forecast:
     scores: dict[str, float]
     run_id: str
     path: str
+    figure: Figure
 
 
 @flow(name="forecast-ticker", flow_run_name="forecast-{ticker}")
@@ -42,7 +44,8 @@ def forecast_ticker(config: Config, ticker: str, start: date | None = None, end:
     ref, model = load_model(ticker, config.forecast.version)
     if ref.baseline or ref.note:
         get_run_logger().warning("%s: forecasting with %s", ticker, ref.label)
-    rows = labelled(forecast_range(model, frame, start, end, horizon), ticker, ref, pd.Timestamp.now(tz="UTC"))
+    rows = forecast_range(model, frame, start, end, horizon, config.forecast.levels)
+    rows = labelled(rows, ticker, ref, pd.Timestamp.now(tz="UTC"))
     scores = score(rows)
     days = rows["as_of"].iloc[0] + (f"..{rows['as_of'].iloc[-1]}" if start or end else "")
     title = f"{ticker}: {horizon}-day forecasts as of {days} from {ref.model_column}"
@@ -51,7 +54,7 @@ def forecast_ticker(config: Config, ticker: str, start: date | None = None, end:
         forecast_runs.log_forecasts(rows, figure, scores)
         path = append_forecasts(store, ticker, rows)
     publish_forecast(ticker, rows, ref)
-    return Forecast(ticker, ref.label, rows, scores, run.info.run_id, path)
+    return Forecast(ticker, ref.label, rows, scores, run.info.run_id, path, figure)
 
 
 @flow(name="forecast")

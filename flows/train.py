@@ -13,7 +13,7 @@ from pricecast.prices.stores import open_store
 from pricecast.stages.split import date_range
 from pricecast.tracking import connect, runs
 from tasks.prices import ingest, store_prices
-from tasks.stages import evaluate_model, plot_run, prepare_data, train_model
+from tasks.stages import evaluate_model, fit_range, plot_run, prepare_data, train_model
 from tasks.tracking import log_and_register, publish_training
 
 
@@ -35,8 +35,10 @@ def train(config: Config = Config()) -> runs.RunRecord:
         fitted = train_model(prepared, config.model, config.training, target)
         evaluation = evaluate_model(fitted.model, prepared, target)
         figures = plot_run(fitted.history, evaluation.predictions, prices.ticker, target)
+        # Its ranges: volatility from the training days, calibrated on its own errors of the test days.
+        spec = fit_range(prepared, evaluation, config.forecast, config.model.kind, target)
         # Log everything and register the model as a new version, last.
-        record = log_and_register(config, prices.ticker, fitted, evaluation, figures, prepared)
+        record = log_and_register(config, prices.ticker, fitted, evaluation, figures, prepared, spec)
     # Publish the metrics table and the run link as a Prefect artifact.
     publish_training(prices.ticker, record, date_range(prepared.split.test))
     return record

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pricecast.config_file import OFFLINE_ENV, Paths, fewer_collections, go_offline, load_yaml, merged
-from pricecast.config_groups import BacktestConfig, FeaturesConfig, FetchConfig, ModelKind, TuneConfig
+from pricecast.config_groups import BacktestConfig, FeaturesConfig, FetchConfig, ModelKind, RangeMethod, TuneConfig
 from pricecast.urls import is_postgres_url, redact
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "BacktestConfig",
     "Config",
     "FeaturesConfig",
-    "FetchConfig",
     "Paths",
     "TuneConfig",
     "fewer_collections",
@@ -184,6 +183,18 @@ class PromotionConfig(_Group):
 class ForecastConfig(_Group):
     """Forecasts from each ticker's champion: the forecast flow and the served model."""
 
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _comma_separated(cls, v: Any) -> Any:
+        return tuple(int(c) for c in v.split(",") if c.strip()) if isinstance(v, str) else v
+
+    @field_validator("levels")
+    @classmethod
+    def _percentages(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or not all(0 < level < 100 for level in v):
+            raise ValueError(f"levels {','.join(map(str, v))} must be percentages strictly between 0 and 100")
+        return tuple(sorted(set(v)))
+
     horizon: int = Field(
         1, ge=1, le=260, description="Trading days to forecast: the first direct, later ones recursive."
     )
@@ -195,6 +206,15 @@ class ForecastConfig(_Group):
     after_retrain: bool = Field(
         True, description="The retrain flow forecasts each ticker with a champion when it is done."
     )
+    levels: tuple[int, ...] = Field(
+        (80, 95),
+        description="Central range levels in percent, comma-separated: each forecast row gets lower_L and upper_L.",
+    )
+    range_method: RangeMethod = Field(
+        "conformal",
+        description="How ranges are made (chosen by bench/ranges.py): conformal on the model's own out-of-sample "
+        "errors; aci, conformal_ewma, const_vol, ewma or garch.",
+    )
     plot_days: int = Field(90, ge=1, description="Days of history drawn before the forecast in its plot.")
     model_port: int = Field(
         5001, ge=1, le=65535, description="Port of `pricecast serve-model` (MLflow's model server)."
@@ -205,9 +225,7 @@ class ScheduleConfig(_Group):
     """When `pricecast serve` runs the retrain deployment."""
 
     cron: str = Field(
-        "30 17 * * 1-5",
-        description="Retrain schedule: by default each weekday after the US market close; with cron and timezone "
-        "both left at their defaults, the close of fetch.default_calendar plus fetch.bar_delay_hours.",
+        "30 17 * * 1-5", description="Retrain schedule; left default (timezone too): fetch.default_calendar's close."
     )
     timezone: str = "America/New_York"
     pause_on_shutdown: bool = Field(False, description="Pause the schedules when `pricecast serve` stops.")

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 InputColumn = Literal["open", "high", "low", "close", "volume"]
 ModelKind = Literal["network", "naive", "last_price", "drift", "arima"]
+RangeMethod = Literal["conformal", "aci", "conformal_ewma", "const_vol", "ewma", "garch"]
 
 
 class _Group(BaseModel):
@@ -46,8 +47,12 @@ class BacktestConfig(_Group):
         ("network", "naive", "last_price", "drift", "arima"),
         description="Models compared, comma-separated ('network' is this config's network).",
     )
+    range_methods: tuple[RangeMethod, ...] = Field(
+        ("const_vol", "ewma", "garch", "conformal", "aci", "conformal_ewma"),
+        description="Range methods scored around every model, comma-separated (const_vol, the reference, always).",
+    )
 
-    @field_validator("models", mode="before")
+    @field_validator("models", "range_methods", mode="before")
     @classmethod
     def _comma_separated(cls, v: Any) -> Any:
         return tuple(c.strip().lower() for c in v.split(",") if c.strip()) if isinstance(v, str) else v

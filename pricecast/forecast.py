@@ -13,11 +13,11 @@ import pandas as pd
 
 from pricecast import serving
 from pricecast.errors import DataError
-from pricecast.forecaster import PriceForecaster, model_input, trading_days_after
+from pricecast.forecaster import RANGE_HISTORY, PriceForecaster, model_input, trading_days_after
 from pricecast.stages.evaluate import error_metrics, skill
 from pricecast.tracking import registry
 
-#: Columns of a ticker's forecasts file, in order.
+#: Columns of a ticker's forecasts file, in order (ranges at 80% and 95%: other levels only in the run's CSV).
 COLUMNS = [
     "made_at",
     "ticker",
@@ -26,6 +26,11 @@ COLUMNS = [
     "method",
     "date",
     "forecast",
+    "lower_80",
+    "upper_80",
+    "lower_95",
+    "upper_95",
+    "range_method",
     "naive",
     "actual",
     "error",
@@ -58,8 +63,12 @@ def as_of_days(frame: pd.DataFrame, start: date | None, end: date | None, lookba
     return chosen.reset_index(drop=True)
 
 
-def forecast_from(forecaster: PriceForecaster, frame: pd.DataFrame, days: pd.Series, horizon: int) -> pd.DataFrame:
-    """What the forecaster says from each day's history, with the naive forecast and, once known, the actual price.
+def forecast_from(
+    forecaster: PriceForecaster, frame: pd.DataFrame, days: pd.Series, horizon: int, levels: tuple[int, ...] = (80, 95)
+) -> pd.DataFrame:
+    """What the forecaster says from each day's history (its ranges at `levels` too), with the naive forecast and,
+    once known, the actual price. The model gets the last `RANGE_HISTORY` days (its range's volatility and, for
+    naive and last price, its calibration), or its lookback if longer.
 
     A forecast for a day the store already holds gets that trading day's date and price (the k-th
     store day after the as-of day); later ones the weekdays after the last day the store holds.
@@ -69,8 +78,8 @@ def forecast_from(forecaster: PriceForecaster, frame: pd.DataFrame, days: pd.Ser
     for day in days:
         position = int(frame["date"].searchsorted(day, side="right"))
         history = frame.iloc[:position]
-        given = model_input(history, forecaster.columns, forecaster.lookback)
-        out = forecaster.predict(None, given, {"horizon": horizon})
+        given = model_input(history, forecaster.columns, max(forecaster.lookback, RANGE_HISTORY))
+        out = forecaster.predict(None, given, {"horizon": horizon, "levels": ",".join(map(str, levels))})
         if "method" not in out:  # a version's code from before multi-step labels
             out["method"] = ["direct"] + ["recursive"] * (horizon - 1)
         later = frame.iloc[position : position + horizon]
@@ -101,7 +110,12 @@ def labelled(rows: pd.DataFrame, ticker: str, ref: registry.ModelRef, made_at: p
         version=ref.version,
         model_alias=ref.alias or "latest",
         run_id=ref.run_id,
-    )[COLUMNS]
+    ).reindex(columns=[*COLUMNS, *range_columns(rows)])
+
+
+def range_columns(rows: pd.DataFrame) -> list[str]:
+    """The bound columns of levels other than 80 and 95 (kept in the run's CSV, not in the forecasts file)."""
+    return [c for c in rows.columns if c.startswith(("lower_", "upper_")) and c not in COLUMNS]
 
 
 def score(rows: pd.DataFrame) -> dict[str, float]:
@@ -128,7 +142,12 @@ def load_model(ticker: str, requested: str | None = None) -> tuple[registry.Mode
 
 
 def forecast_range(
-    forecaster: PriceForecaster, frame: pd.DataFrame, start: date | None, end: date | None, horizon: int
+    forecaster: PriceForecaster,
+    frame: pd.DataFrame,
+    start: date | None,
+    end: date | None,
+    horizon: int,
+    levels: tuple[int, ...] = (80, 95),
 ) -> pd.DataFrame:
-    """Forecasts from the store's last day, or from every day of `start..end` (backfill)."""
-    return forecast_from(forecaster, frame, as_of_days(frame, start, end, forecaster.lookback), horizon)
+    """Forecasts and their ranges from the store's last day, or from every day of `start..end` (backfill)."""
+    return forecast_from(forecaster, frame, as_of_days(frame, start, end, forecaster.lookback), horizon, levels)

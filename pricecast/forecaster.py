@@ -21,11 +21,16 @@ Input: a DataFrame of at least `lookback` rows of daily history: `date` (text, Y
 M/D/YYYY) and the columns the model reads (`columns`); other columns may come along. Param
 `horizon` (default 1): trading days to forecast. Output: `date`, `forecast` (always a price) and
 `method`: `direct` for the first day; `recursive` for later ones, each made from the forecasts
-before it fed back as the newest day (every price column = the forecast, volume repeated).
+before it fed back as the newest day (every price column = the forecast, volume repeated); then
+`lower_L`, `upper_L` for each level L of the version's range (`range` in its config: the method
+and what it was calibrated on; see `pricecast.stages.ranges`, whose arithmetic is the one here),
+and `range_method`. Rows of history before the last `lookback` feed the range's volatility filter.
 """
 
 from __future__ import annotations
 
+import math
+from statistics import NormalDist
 from typing import Any
 
 import mlflow.models
@@ -44,7 +49,7 @@ def bad_input(message: str) -> MlflowException:
 
 
 def history_values(history: pd.DataFrame, columns: list[str], lookback: int) -> tuple[pd.Timestamp, np.ndarray]:
-    """The last date and the last `lookback` rows of `columns` (oldest first) of a history frame, checked.
+    """The last date and every row of `columns` (oldest first) of a history of at least `lookback` rows, checked.
 
     Raises:
         MlflowException (400): a missing column, unparseable or repeated dates, a price that
@@ -88,7 +93,7 @@ def history_values(history: pd.DataFrame, columns: list[str], lookback: int) -> 
             need = "a volume of 0 or more" if column == "volume" else "a positive price"
             raise bad_input(f"Row {row}: {column} {shown} is not {need}")
         values[:, k] = numbers
-    return pd.Timestamp(dates[order[-1]]), values[order][-lookback:]
+    return pd.Timestamp(dates[order[-1]]), values[order]
 
 
 def model_input(frame: pd.DataFrame, columns: list[str] | str, lookback: int) -> pd.DataFrame:
@@ -103,6 +108,97 @@ def trading_days_after(day: pd.Timestamp, count: int) -> pd.DatetimeIndex:
     """The next `count` weekdays after `day` (exchange holidays are not known to the model)."""
     first = np.datetime64(day.date() + pd.Timedelta(days=1).to_pytimedelta(), "D")
     return pd.DatetimeIndex(np.busday_offset(first, np.arange(count), roll="forward").astype("datetime64[ns]"))
+
+
+VOLATILITY = ("const_vol", "ewma", "garch")
+EWMA_LAMBDA = 0.94  # RiskMetrics' daily decay
+LEVELS = (80, 95)
+PARAMETER_FREE = ("naive", "last_price")  # their errors over any history are out of sample
+#: Days of history the forecast flow gives a model, for its range's volatility filter and calibration.
+RANGE_HISTORY = 250
+
+
+def z(level: float) -> float:
+    """The standard normal quantile of a central interval's upper bound at `level` percent."""
+    return NormalDist().inv_cdf(0.5 + level / 200)
+
+
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """Split conformal's quantile of past scores: the `ceil((n + 1) L)`-th smallest, `inf` when that is past n."""
+    scores = np.sort(np.asarray(scores, dtype="float64")[np.isfinite(scores)])
+    rank = math.ceil((scores.size + 1) * level / 100)
+    return math.inf if scores.size == 0 or rank > scores.size else float(scores[max(rank, 1) - 1])
+
+
+def conformal_width(scores: np.ndarray, level: float) -> float:
+    """The conformal quantile, or with too few scores for a finite one, the normal quantile of their root mean
+    square (NaN with none)."""
+    q = conformal_quantile(scores, level)
+    if math.isfinite(q):
+        return q
+    scores = np.asarray(scores, dtype="float64")
+    return z(level) * float(np.sqrt(np.mean(scores**2))) if scores.size else math.nan
+
+
+def next_variances(params: dict[str, Any], returns: np.ndarray) -> np.ndarray:
+    """The one-day variance forecast after each log return: `out[i]` is made with `returns[: i + 1]`.
+
+    `const_vol`: `var0` always; `ewma`: `lambda * var + (1 - lambda) * r**2`; `garch`:
+    `omega + alpha * r**2 + beta * var`; the filters start from `var0`.
+    """
+    method, var = params["method"], float(params["var0"])
+    if method == "const_vol":
+        return np.full(len(returns), var)
+    if method == "ewma":
+        omega, weight, decay = 0.0, 1 - params["lambda"], params["lambda"]
+    else:
+        omega, weight, decay = params["omega"], params["alpha"], params["beta"]
+    out = np.empty(len(returns))
+    for i, r in enumerate(np.asarray(returns, dtype="float64")):
+        var = omega + weight * r * r + decay * var
+        out[i] = var
+    return out
+
+
+def horizon_variances(params: dict[str, Any], next_var: float, horizon: int) -> np.ndarray:
+    """Variance of the log return over 1 .. horizon days, from the next day's variance.
+
+    Constant and EWMA: `h * next_var`. GARCH: the sum of the daily forecasts, which revert to
+    `omega / (1 - alpha - beta)` at the rate `alpha + beta`.
+    """
+    daily = np.full(horizon, float(next_var))
+    if params["method"] == "garch" and params["alpha"] + params["beta"] < 1:
+        persistence = params["alpha"] + params["beta"]
+        long_run = params["omega"] / (1 - persistence)
+        daily = long_run + persistence ** np.arange(horizon) * (next_var - long_run)
+    return np.cumsum(daily)
+
+
+def half_widths(spec: dict[str, Any], prices: np.ndarray, scores: np.ndarray | None, horizon: int) -> dict[int, Any]:
+    """Each level's half-width in log price for steps 1 .. horizon, from a range spec and the target's history.
+
+    Volatility methods filter the history's log returns; `conformal` takes the quantile of the
+    scores (past `|log(actual / forecast)|`), `conformal_ewma` of the scores divided by their day's
+    EWMA volatility, times today's; both widen with `sqrt(h)`. A level with too few scores for a
+    finite quantile takes the normal one of their root mean square.
+    """
+    method, levels = spec["method"], [int(v) for v in spec["levels"]]
+    spec = {"lambda": EWMA_LAMBDA, **spec, "method": "ewma" if method == "conformal_ewma" else method}
+    returns = np.diff(np.log(np.asarray(prices, dtype="float64")))
+    steps = np.sqrt(np.arange(1, horizon + 1))
+    if method in VOLATILITY:
+        if len(returns) == 0:
+            return {level: np.full(horizon, np.nan) for level in levels}
+        spread = np.sqrt(horizon_variances(spec, next_variances(spec, returns)[-1], horizon))
+        return {level: z(level) * spread for level in levels}
+    scale = 1.0
+    scores = np.asarray(scores if scores is not None else [], dtype="float64")
+    if method == "conformal_ewma":  # scores were divided by their day's volatility: times today's
+        scale = math.sqrt(next_variances(spec, returns)[-1]) if len(returns) else math.sqrt(spec["var0"])
+    out = {}
+    for level in levels:
+        out[level] = conformal_width(scores, level) * scale * steps
+    return out
 
 
 CELLS = ("SimpleRNN", "LSTM", "GRU")
@@ -231,6 +327,8 @@ class PriceForecaster(mlflow.pyfunc.PythonModel):
         if scaler is None and "scaler_scale" in config:
             scaler = MinMax(config["scaler_min"], config["scaler_scale"])
         self.network, self.scaler, self._call = network, scaler, None
+        # A version registered before ranges, or a baseline built in memory, calibrates on the history it is given.
+        self.range = config.get("range") or {"method": "conformal" if self.kind in PARAMETER_FREE else "const_vol"}
         if self.kind == "network":
             self._call = network if isinstance(network, NumpyNetwork) else NumpyNetwork.from_keras(network)
         if self.kind == "network" and self._call is None:  # Keras, through one function traced here, once
@@ -276,23 +374,58 @@ class PriceForecaster(mlflow.pyfunc.PythonModel):
         output = float(self._call(scaled[np.newaxis].astype("float32")).ravel()[0])
         return float(base * np.exp(output * self.config["target_scale"]))
 
+    def history_scores(self, values: np.ndarray) -> np.ndarray:
+        """`|log(actual / forecast)|` of the model's one-day forecasts over a history (for a model with no
+        parameters fitted on it, naive and last price, these are out of sample)."""
+        target = values[:, self.columns.index(self.target)]
+        days = range(self.lookback, len(values))
+        forecasts = np.array([self.next_price(values[day - self.lookback : day]) for day in days])
+        return np.abs(np.log(target[self.lookback :] / forecasts)) if len(forecasts) else np.empty(0)
+
+    def range_widths(self, values: np.ndarray, horizon: int, levels: list[int]) -> dict[int, np.ndarray]:
+        """Half-widths per level and step from the version's range spec (fitted values filled from the history)."""
+        target = values[:, self.columns.index(self.target)]
+        returns = np.diff(np.log(target))
+        spec = {**self.range, "levels": levels}
+        if "var0" not in spec:
+            spec["var0"] = float(np.var(returns, ddof=1)) if len(returns) > 1 else math.nan
+        scores = spec.get("scores")
+        if scores is None and spec["method"] not in VOLATILITY:
+            scores = self.history_scores(values)
+            if spec["method"] == "conformal_ewma" and len(scores):
+                variance = next_variances({**spec, "method": "ewma", "lambda": EWMA_LAMBDA}, returns)
+                scores = scores / np.sqrt(np.concatenate([[spec["var0"]], variance])[-len(scores) - 1 : -1])
+        return half_widths(spec, target, scores, horizon)
+
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
-        horizon = int((params or {}).get("horizon", 1))
+        params = params or {}
+        horizon = int(params.get("horizon", 1))
         if not 1 <= horizon <= MAX_HORIZON:
             raise bad_input(f"horizon {horizon} is not between 1 and {MAX_HORIZON} trading days")
-        last_day, window = history_values(model_input, self.columns, self.lookback)
-        forecasts = []
+        levels = params.get("levels") or self.range.get("levels") or LEVELS
+        try:
+            levels = [int(v) for v in (levels.split(",") if isinstance(levels, str) else levels)]
+        except ValueError:
+            raise bad_input(f"levels {levels!r} are not whole percentages such as 80,95") from None
+        if not all(0 < v < 100 for v in levels):
+            raise bad_input(f"levels {levels} are not all strictly between 0 and 100")
+        last_day, values = history_values(model_input, self.columns, self.lookback)
+        window, forecasts = values[-self.lookback :], []
         for _ in range(horizon):
             forecasts.append(self.next_price(window))
             row = np.array([forecasts[-1] if c in PRICES else window[-1, k] for k, c in enumerate(self.columns)])
             window = np.vstack([window[1:], row])
-        return pd.DataFrame(
+        out = pd.DataFrame(
             {
                 "date": trading_days_after(last_day, horizon).strftime("%Y-%m-%d"),
                 "forecast": forecasts,
                 "method": ["direct"] + ["recursive"] * (horizon - 1),
             }
         )
+        point = np.asarray(forecasts)
+        for level, half in self.range_widths(values, horizon, levels).items():
+            out[f"lower_{level}"], out[f"upper_{level}"] = point * np.exp(-half), point * np.exp(half)
+        return out.assign(range_method=self.range["method"])
 
 
 mlflow.models.set_model(PriceForecaster())

@@ -58,6 +58,26 @@ def backtest_text(ticker: str, scores: pd.DataFrame, config: Config) -> str:
     return "\n".join(lines)
 
 
+def ranges_text(ranges: pd.DataFrame, config: Config) -> str:
+    """The range scores: every method around the network (else the first model), and the configured method around
+    every model, each with its DM p-value against the constant-volatility range."""
+    models = list(dict.fromkeys(ranges.index.get_level_values("model")))
+    focus = "network" if "network" in models else models[0]
+    method = config.forecast.range_method
+    columns = [c for c in ranges.columns if c.startswith(("coverage_", "width_", "interval_score_"))]
+    columns += ["pinball", "dm_interval_const_p"]
+    fmt = lambda v: f"{v:.4f}"  # noqa: E731
+    days = int(ranges["days"].iloc[0])
+    return "\n".join(
+        [
+            f"Ranges around {focus}, every method ({days} days scored after the conformal methods' calibration):",
+            ranges.loc[focus][columns].to_string(float_format=fmt),
+            f"Ranges by {method} (the default) around every model:",
+            ranges.xs(method, level="method")[columns].to_string(float_format=fmt),
+        ]
+    )
+
+
 def side_by_side(metrics: dict[str, float], scores: pd.DataFrame, config: Config) -> str:
     """The single test window's skills beside the walk-forward backtest's, for the same configuration."""
     row = scores.loc["network"] if "network" in scores.index else scores.loc[config.model.kind]

@@ -7,7 +7,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pricecast.config import Config
-from pricecast.stages import backtest, network, plot
+from pricecast.stages import backtest, network, plot, ranges
 from pricecast.tracking import backtest_runs
 from tasks import stage
 
@@ -36,6 +36,13 @@ def score_backtest(forecasts: pd.DataFrame, ticker: str) -> tuple[pd.DataFrame, 
     )
 
 
+@stage("score-ranges")
+def score_ranges(frame: pd.DataFrame, forecasts: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """Every range method around every model on the same days: coverage, width, interval score, pinball, DM."""
+    methods = config.backtest.range_methods
+    return ranges.walk_forward_ranges(frame, forecasts, methods, config.forecast.levels, config.data.target)
+
+
 @stage("log-backtest", retry="any")
 def log_backtest(
     config: Config,
@@ -43,8 +50,11 @@ def log_backtest(
     source: str,
     forecasts: pd.DataFrame,
     scores: tuple[pd.DataFrame, pd.DataFrame, Figure],
+    range_scores: pd.DataFrame,
     flow_run_id: str | None,
 ) -> backtest_runs.BacktestRecord:
-    """One parent run with a nested run per model, the forecasts CSV and the plot."""
+    """One parent run with a nested run per model (point and range scores), the forecasts CSV and the plot."""
     table, per_fold, figure = scores
-    return backtest_runs.log_backtest(config, ticker, source, forecasts, table, per_fold, figure, flow_run_id)
+    return backtest_runs.log_backtest(
+        config, ticker, source, forecasts, table, per_fold, figure, range_scores, flow_run_id
+    )

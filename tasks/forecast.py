@@ -22,13 +22,18 @@ def load_model(ticker: str, requested: str | None = None) -> tuple[registry.Mode
 
 @stage("forecast")
 def forecast_range(
-    model: PriceForecaster, frame: pd.DataFrame, start: date | None, end: date | None, horizon: int
+    model: PriceForecaster,
+    frame: pd.DataFrame,
+    start: date | None,
+    end: date | None,
+    horizon: int,
+    levels: tuple[int, ...] = (80, 95),
 ) -> pd.DataFrame:
-    """Forecasts from the store's last day, or from every day of `start..end` (backfill)."""
-    return forecast.forecast_range(model, frame, start, end, horizon)
+    """Forecasts and their ranges from the store's last day, or from every day of `start..end` (backfill)."""
+    return forecast.forecast_range(model, frame, start, end, horizon, levels)
 
 
 @stage("append-forecasts", retry="io")
 def append_forecasts(store: PriceStore, ticker: str, rows: pd.DataFrame) -> str:
     """Add the forecasts to the ticker's forecast log (a CSV file or a table); returns where they went."""
-    return str(store.append_forecasts(ticker, rows, forecast.COLUMNS))
+    return str(store.append_forecasts(ticker, rows[forecast.COLUMNS], forecast.COLUMNS))

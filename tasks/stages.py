@@ -8,10 +8,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from prefect import get_run_logger
 
-from pricecast.config import Config, ModelConfig, TrainingConfig
+from pricecast.config import Config, ForecastConfig, ModelConfig, TrainingConfig
 from pricecast.prices.parse import PriceFile
 from pricecast.stages import evaluate as evaluation
-from pricecast.stages import model, plot, prepare
+from pricecast.stages import model, plot, prepare, ranges
 from tasks import stage
 
 if TYPE_CHECKING:
@@ -35,6 +35,15 @@ def train_model(
     return model.fit_model(
         windows.x_train, windows.y_train, model_config, config, model.progress(config.epochs, get_run_logger().info)
     )
+
+
+@stage("fit-range")
+def fit_range(
+    prepared: prepare.Prepared, evaluation: evaluation.Evaluation, config: ForecastConfig, kind: str, target: str
+) -> dict:
+    """The version's range: the volatility fitted on the training days, calibrated on its test-day errors."""
+    prices = prepared.split.train[target].to_numpy(dtype="float64")
+    return ranges.fit_range(config.range_method, config.levels, kind, prices, evaluation.predictions)
 
 
 @stage("evaluate")

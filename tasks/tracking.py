@@ -17,10 +17,16 @@ from tasks import stage
 
 @stage("log-and-register")
 def log_and_register(
-    config: Config, ticker: str, fitted: Fitted, evaluation: Evaluation, figures: dict[str, Figure], prepared: Prepared
+    config: Config,
+    ticker: str,
+    fitted: Fitted,
+    evaluation: Evaluation,
+    figures: dict[str, Figure],
+    prepared: Prepared,
+    range_spec: dict,
 ) -> runs.RunRecord:
-    """Log metrics, plots, predictions and the model in the active run; register the model last."""
-    return runs.log_results(config, ticker, fitted, evaluation, figures, prepared)
+    """Log metrics, plots, predictions and the model (with its range) in the active run; register the model last."""
+    return runs.log_results(config, ticker, fitted, evaluation, figures, prepared, range_spec)
 
 
 @stage("publish-training")

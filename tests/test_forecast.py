@@ -42,9 +42,9 @@ def trained(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     kept = {}
     original = runs.log_results
 
-    def keep(config, ticker, fitted, evaluation, figures, prepared):  # noqa: ANN001, ANN202 - log_results' arguments
-        kept.update(network=fitted.model, scaler=prepared.transform.level_scaler)
-        return original(config, ticker, fitted, evaluation, figures, prepared)
+    def keep(config, ticker, fitted, evaluation, figures, prepared, spec):  # noqa: ANN001, ANN202 - log_results' arguments
+        kept.update(network=fitted.model, scaler=prepared.transform.level_scaler, spec=spec)
+        return original(config, ticker, fitted, evaluation, figures, prepared, spec)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(runs, "log_results", keep)

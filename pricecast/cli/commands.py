@@ -106,8 +106,11 @@ def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
         results = forecast(config, tickers, args.start, args.end)
     for result in results:
         print(f"\n{result.ticker}: forecasts from {result.model} (MLflow run {result.run_id})")
-        shown = result.rows[["as_of", "date", "forecast", "naive", "actual", "error"]].dropna(axis="columns", how="all")
+        bounds = [c for c in result.rows.columns if c.startswith(("lower_", "upper_"))]
+        columns = ["as_of", "date", "forecast", *bounds, "naive", "actual", "error"]
+        shown = result.rows[columns].dropna(axis="columns", how="all")
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(f"Ranges: {result.rows['range_method'].iloc[0]}, central {', '.join(b[6:] for b in bounds[::2])}%")
         if result.scores:
             s = result.scores
             print(
@@ -115,6 +118,10 @@ def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
                 f"{s['naive_mae']:.4f} (skill {s['skill']:+.3f})"
             )
         print(f"Appended to {result.path}")
+        if args.plot:
+            path = args.plot if len(results) == 1 else args.plot.with_stem(f"{args.plot.stem}-{result.ticker}")
+            result.figure.savefig(path, dpi=110)
+            print(f"Fan chart: {path}")
     return 0
 
 
@@ -178,6 +185,16 @@ def _dates(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--end", type=day, metavar="YYYY-MM-DD", help="backfill: up to this day (default: the store's last)")
     _several(p)
+
+
+def _forecast_args(p: argparse.ArgumentParser) -> None:
+    _dates(p)
+    p.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="write the fan chart (history, forecasts, shaded ranges) here; FILE-TICKER.png for several tickers",
+    )
 
 
 def cmd_server(config: Config, args: argparse.Namespace) -> int:
@@ -271,8 +288,8 @@ COMMANDS = {
     ),
     "forecast": (
         cmd_forecast,
-        "forecast each ticker's next trading days from its champion, or backfill a past range",
-        _dates,
+        "forecast each ticker's next trading days and their ranges from its champion, or backfill a past range",
+        _forecast_args,
     ),
     "serve-model": (
         cmd_serve_model,

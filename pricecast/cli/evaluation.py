@@ -46,11 +46,12 @@ def servers_ready(config: Config) -> Iterator[None]:
 
 def _run_backtest(config: Config) -> Any:
     from flows.backtest import backtest
-    from pricecast.report import backtest_text
+    from pricecast.report import backtest_text, ranges_text
 
     result = backtest(config)
     print(f"\nBacktest MLflow run {result.run_id} ({result.url})")
     print(backtest_text(result.ticker, result.scores, config))
+    print(ranges_text(result.ranges, config))
     return result
 
 

@@ -56,6 +56,11 @@ CREATE TABLE IF NOT EXISTS pricecast.forecasts (
 );
 CREATE INDEX IF NOT EXISTS forecasts_ticker ON pricecast.forecasts (ticker, id);
 ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS method text;  -- direct / recursive, added later
+ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS lower_80 double precision;  -- ranges, added later
+ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS upper_80 double precision;
+ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS lower_95 double precision;
+ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS upper_95 double precision;
+ALTER TABLE pricecast.forecasts ADD COLUMN IF NOT EXISTS range_method text;
 """
 
 #: Advisory-lock namespace of this store (keeps clear of other users' locks in the same database).

@@ -191,7 +191,8 @@ class CsvStore:
         path = self.paths.forecasts / f"{ticker}.csv"
         with folder_lock(path.parent):
             both = pd.concat([pd.read_csv(path, dtype=str), rows], ignore_index=True) if path.exists() else rows
-            write_atomic(path, both[columns].to_csv(index=False, lineterminator="\n").encode())
+            # A file from before a column existed gets it empty on its old rows.
+            write_atomic(path, both.reindex(columns=columns).to_csv(index=False, lineterminator="\n").encode())
         return path
 
     def read_forecasts(self, ticker: str) -> pd.DataFrame:

@@ -36,13 +36,21 @@ def predictions_figure(predictions: pd.DataFrame, title: str, unit: str) -> Figu
 
 
 def forecast_figure(frame: pd.DataFrame, rows: pd.DataFrame, title: str, target: str, days: int) -> Figure:
-    """Recent history, then the forecasts (and, for passed days, what happened and the naive forecast)."""
+    """A fan chart: recent history, then the forecasts inside their shaded ranges (widest palest), and, for
+    passed days, what happened and the naive forecast. A backfill's fan joins its one-day-ahead ranges."""
     first = frame.loc[frame["date"] <= pd.to_datetime(rows["as_of"]).min(), "date"].tail(days).iloc[0]
     shown = frame[frame["date"] >= first]
     dates = pd.to_datetime(rows["date"])
     fig = Figure(figsize=(9, 4.5), layout="constrained")
     ax = fig.add_subplot()
     ax.plot(shown["date"], shown[target], color="tab:red", label="real")
+    fan = rows[rows["step"] == 1] if rows["as_of"].nunique() > 1 else rows
+    levels = sorted((int(c.removeprefix("lower_")) for c in rows.columns if c.startswith("lower_")), reverse=True)
+    for k, level in enumerate(levels):
+        lower, upper = fan[f"lower_{level}"].astype(float), fan[f"upper_{level}"].astype(float)
+        if lower.notna().any():
+            alpha = 0.15 + 0.2 * k / max(len(levels) - 1, 1)
+            ax.fill_between(pd.to_datetime(fan["date"]), lower, upper, color="tab:blue", alpha=alpha, label=f"{level}%")
     ax.plot(dates, rows["forecast"], color="tab:blue", marker="o", linestyle="none", label="forecast (model)")
     ax.plot(dates, rows["naive"], color="tab:gray", marker="x", linestyle="none", label="naive (last known value)")
     ax.set(title=title, xlabel="date", ylabel=f"{target} price")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
@@ -55,9 +56,15 @@ def log_backtest(
     table: pd.DataFrame,
     per_fold: pd.DataFrame,
     figure: Figure,
+    ranges: pd.DataFrame,
     flow_run_id: str | None,
 ) -> BacktestRecord:
-    """A parent run (config, forecasts CSV, cumulative-error plot) with a nested run per model."""
+    """A parent run (config, forecasts and scores CSVs, cumulative-error plot) with a nested run per model.
+
+    A model's run has its point scores and the range scores of the configured range method under
+    plain names (`coverage_80`, `interval_score_80`, `pinball`, `dm_interval_const_p`, ...), so the
+    compare view puts them side by side; every other method's as `<method>.<score>`.
+    """
     experiment_id = ensure_experiment(experiment_name(config.tracking, ticker), config.paths())
     b = config.backtest
     first, last = pd.to_datetime(forecasts["date"]).min(), pd.to_datetime(forecasts["date"]).max()
@@ -75,6 +82,7 @@ def log_backtest(
         mlflow.log_params(config.flat())
         mlflow.log_text(forecasts.to_csv(index=False, date_format="%Y-%m-%d"), "forecasts.csv")
         mlflow.log_text(table.to_csv(), "scores.csv")
+        mlflow.log_text(ranges.to_csv(), "range_scores.csv")
         mlflow.log_figure(figure, "plots/cumulative_error.png")
         for name, row in table.iterrows():
             nested = {**tags, "model.kind": str(name), "run_type": "backtest-model"}
@@ -83,6 +91,7 @@ def log_backtest(
             ) as child:
                 mlflow.log_params(_model_params(str(name), config))
                 mlflow.log_metrics({k: float(row[k]) for k in SCORES if k in row and pd.notna(row[k])})
+                mlflow.log_metrics(range_metrics(ranges, str(name), config.forecast.range_method))
                 folds = per_fold[per_fold["model"] == name]
                 now = int(time.time() * 1000)
                 metrics = [
@@ -94,6 +103,17 @@ def log_backtest(
                 MlflowClient().log_batch(child.info.run_id, metrics=metrics)
                 model_runs[str(name)] = child.info.run_id
     return BacktestRecord(run.info.run_id, run_url(config.tracking, experiment_id, run.info.run_id), model_runs)
+
+
+def range_metrics(ranges: pd.DataFrame, model: str, default: str) -> dict[str, float]:
+    """One model's range scores: the default method's under plain names, the others' prefixed with their name."""
+    out = {}
+    if model not in ranges.index.get_level_values("model"):
+        return out
+    for method, row in ranges.loc[model].iterrows():
+        prefix = "" if method == default else f"{method}."
+        out |= {f"{prefix}{k}": float(v) for k, v in row.items() if k != "days" and pd.notna(v) and np.isfinite(v)}
+    return out
 
 
 def start_study_run(config: Config, ticker: str, study: str) -> tuple[str, str]:

@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import infer_signature
 
-from pricecast.forecaster import NumpyNetwork, PriceForecaster, model_input
+from pricecast.forecaster import LEVELS, NumpyNetwork, PriceForecaster, model_input
 from pricecast.interrupts import held_signals
 
 if TYPE_CHECKING:
@@ -190,12 +190,14 @@ def model_config_of(model: Any, transform: FeatureTransform) -> dict[str, Any]:
     return config
 
 
-def log_model(model: Any, transform: FeatureTransform, history: pd.DataFrame) -> str:
+def log_model(model: Any, transform: FeatureTransform, history: pd.DataFrame, range_spec: dict | None = None) -> str:
     """Log a network (with its scaling) or a fitted baseline as one self-contained pyfunc model; returns its URI.
 
-    The input example is the last `lookback` days of `history`; the signature takes the horizon param.
+    The input example is the last `lookback` days of `history`; the signature takes the horizon and
+    levels params. `range_spec` (`pricecast.stages.ranges.fit_range`) is how its ranges are made.
     """
-    config = model_config_of(model, transform)
+    config = model_config_of(model, transform) | ({"range": range_spec} if range_spec else {})
+    levels = ",".join(str(v) for v in (range_spec or {}).get("levels", LEVELS))
     requirements = [*MODEL_REQUIREMENTS, *(["statsmodels"] if config["kind"] == "arima" else [])]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -220,7 +222,7 @@ def log_model(model: Any, transform: FeatureTransform, history: pd.DataFrame) ->
             python_model=FORECASTER_CODE,
             model_config=config,
             artifacts=artifacts or None,
-            signature=infer_signature(example, forecast, params={"horizon": 1}),
+            signature=infer_signature(example, forecast, params={"horizon": 1, "levels": levels}),
             input_example=(example, {"horizon": 1}),
             pip_requirements=[f"{p}=={package_version(p)}" for p in requirements],
         )

@@ -234,7 +234,13 @@ def log_history(history: dict[str, list[float]]) -> None:
 
 
 def log_results(
-    config: Config, ticker: str, fitted: Fitted, evaluation: Evaluation, figures: dict[str, Figure], prepared: Prepared
+    config: Config,
+    ticker: str,
+    fitted: Fitted,
+    evaluation: Evaluation,
+    figures: dict[str, Figure],
+    prepared: Prepared,
+    range_spec: dict | None = None,
 ) -> RunRecord:
     """Log metrics, plots, predictions, scaler and model in the active run; register the model last.
 
@@ -253,7 +259,7 @@ def log_results(
             mlflow.log_artifact(str(folder / "predictions.csv"))
             joblib.dump(prepared.transform, folder / "features.joblib")
             mlflow.log_artifact(str(folder / "features.joblib"))
-        model_uri = registry.log_model(fitted.model, prepared.transform, prepared.split.train)
+        model_uri = registry.log_model(fitted.model, prepared.transform, prepared.split.train, range_spec)
         tags = mlflow.get_run(run.info.run_id).data.tags
         description = (
             f"{model_label(config)} on {ticker} {config.data.target}, "
