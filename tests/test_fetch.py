@@ -187,6 +187,7 @@ def test_429_twice_then_200_and_500_then_200_succeed(tata, tmp_path: Path) -> No
                 store, paths, "TATA", UrlSource(url, fetch_config()), fetch_config(), start=date(2018, 10, 1), now=NOW
             )
         assert paths.store_file("TATA").read_bytes() == before
+        assert last_fetch(paths, "TATA").endswith(f"failed: {url} answered 429 (rate limited) after 2 retries")
 
 
 CUT = "line 5 has 2 fields where the header has 6 (is the file cut short?): '2018-10-05,217.0'"

@@ -18,7 +18,7 @@ import pandas as pd
 
 from pricecast.config_file import Paths
 from pricecast.config_groups import FetchConfig
-from pricecast.errors import DataError
+from pricecast.errors import DataError, FetchError
 from pricecast.prices import calendar
 from pricecast.prices.parse import CANONICAL, PriceFile
 from pricecast.prices.remote import Source, parse_body
@@ -40,7 +40,7 @@ class FetchReport:
     added: list[str] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-    status: str = "ok"  # ok | warning (a due bar is missing) | failed (missing_sessions or more are)
+    status: str = "ok"  # ok | warning (a due bar is missing) | failed (missing_sessions or more are) | error
     note: str = ""
 
     def lines(self) -> list[str]:
@@ -163,6 +163,30 @@ def fetch_ticker(
             f"no {code} session due from {start} to {end} (a holiday, a weekend, or not due yet): nothing to fetch"
         )
         return _done(report, paths)
+    try:
+        after, before = _merge(store, ticker, source, stored, start, end, report)
+    except (DataError, FetchError) as exc:  # said once by the caller; kept for `pricecast status`
+        report.status, report.note = "error", str(exc)
+        _done(report, paths)
+        raise
+    report.added = [f"{d:%Y-%m-%d}" for d in sorted(set(after["date"]) - before)]
+    _append_events(paths.root / "data" / "events" / f"{ticker}.csv", report.events)
+    report.missing = [d.isoformat() for d in calendar.missing(code, after["date"], start, end)]
+    if report.missing:
+        report.status = "failed" if len(report.missing) >= config.missing_sessions else "warning"
+    return _done(report, paths)
+
+
+def _merge(
+    store: PriceStore,
+    ticker: str,
+    source: Source,
+    stored: pd.DataFrame | None,
+    start: date,
+    end: date,
+    report: FetchReport,
+) -> tuple[pd.DataFrame, set]:
+    """Ask the source, validate, set split-adjusted overlaps aside, merge: the ticker's prices after, dates before."""
     fetched = validated(source.fetch(ticker, start, end), source.name, ticker)
     if fetched.empty and stored is None:
         raise DataError(f"{source.name} returned no bars for {ticker} from {start} to {end}: an unknown ticker?")
@@ -172,13 +196,7 @@ def fetch_ticker(
         before = set(stored["date"]) if stored is not None else set()
         if not fetched.empty:
             store.merge([PriceFile(ticker, fetched[CANONICAL], source.name)])
-        after = store.read(ticker) if ticker in store.tickers() else fetched[CANONICAL]
-    report.added = [f"{d:%Y-%m-%d}" for d in sorted(set(after["date"]) - before)]
-    _append_events(paths.root / "data" / "events" / f"{ticker}.csv", report.events)
-    report.missing = [d.isoformat() for d in calendar.missing(code, after["date"], start, end)]
-    if report.missing:
-        report.status = "failed" if len(report.missing) >= config.missing_sessions else "warning"
-    return _done(report, paths)
+        return (store.read(ticker) if ticker in store.tickers() else fetched[CANONICAL]), before
 
 
 def _done(report: FetchReport, paths: Paths) -> FetchReport:
@@ -197,6 +215,8 @@ def last_fetch(paths: Paths, ticker: str) -> str | None:
     if not path.exists():
         return None
     r = json.loads(path.read_text())
+    if r["status"] == "error":
+        return f"  last fetch: {r['at']} from {r['source']} ({r['calendar']}): failed: {r['note']}"
     said = FetchReport(**{k: v for k, v in r.items() if k != "at"})
     verdict = said.check() if said.missing else "every due session has its bar"
     return f"  last fetch: {r['at']} from {r['source']} ({r['calendar']}): {len(r['added'])} new day(s); {verdict}"
