@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prefect import flow
 
 from flows import quiet_expected_errors, results
@@ -13,16 +15,22 @@ from pricecast.prices.stores import open_store
 from pricecast.promote import Decision
 from pricecast.tracking import connect
 from tasks.fanout import fan_out
+from tasks.fetch import fetch_bars
 from tasks.monitor import with_forecasts
 from tasks.prices import merge_incoming_files
 
 
 @flow(name="retrain")
-def retrain(config: Config = Config(), tickers: list[str] | None = None, force: bool = False) -> list[Decision]:
-    """Merge `data/incoming/`, retrain the given tickers (default: all in the store), forecast the changed ones."""
+def retrain(
+    config: Config = Config(), tickers: list[str] | None = None, force: bool = False, as_of: datetime | None = None
+) -> list[Decision]:
+    """Fetch new bars (when `fetch.source` is set), merge `data/incoming/`, retrain the given tickers (default: all
+    in the store) that got new data, forecast the changed ones. `as_of`: the time the calendar judges by (now)."""
     quiet_expected_errors()
     paths, store = config.paths(), open_store(config)
     connect.connect(config.tracking, paths)
+    # Fetch each ticker's bars due since its last day; a holiday asks nothing, a source down is reported at the end.
+    problems = fetch_bars(config.fetch, store, paths, tickers or store.tickers(), as_of)
     # Merge new files into the store; bad ones go to incoming/rejected/ with the reason.
     merged = merge_incoming_files(
         store, paths.incoming, config.window.lookback + 1 + config.promotion.folds * config.promotion.holdout_days
@@ -39,4 +47,8 @@ def retrain(config: Config = Config(), tickers: list[str] | None = None, force: 
     changed = [t for t, state in states.items() if state.is_completed() and state.result().action != "skipped"]
     if config.forecast.after_retrain and changed:
         forecast(config, changed)
-    return results(states, "retrain")
+    # A source that failed or bars missing for too many sessions fail the run (Prefect's notifications see it).
+    decisions = results(states, "retrain")
+    if problems:
+        raise RuntimeError("fetch failed for " + "; ".join(problems))
+    return decisions

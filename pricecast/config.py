@@ -16,6 +16,7 @@ from pricecast.config_file import Paths, load_yaml, merged
 from pricecast.config_groups import (
     BacktestConfig,
     FeaturesConfig,
+    FetchConfig,
     ModelKind,
     MonitoringConfig,
     ParallelConfig,
@@ -261,6 +262,7 @@ class Config(BaseModel):
     backtest: BacktestConfig = BacktestConfig()
     tune: TuneConfig = TuneConfig()
     forecast: ForecastConfig = ForecastConfig()
+    fetch: FetchConfig = FetchConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     parallel: ParallelConfig = ParallelConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
@@ -283,4 +285,5 @@ class Config(BaseModel):
                     value = ",".join(map(str, value))
                 out[f"{group}.{key}"] = "" if value is None else value
         out["data.store"] = redact(self.store_url() or "")
+        out["fetch.stooq_apikey"] = "***" if self.fetch.stooq_apikey else ""  # never a secret in MLflow
         return out

@@ -84,7 +84,7 @@ class ScheduleConfig(_Group):
     """When `pricecast serve` runs the retrain deployment."""
 
     cron: str = Field(
-        "30 17 * * 1-5", description="Retrain schedule: by default each weekday after the US market close."
+        "30 17 * * 1-5", description="Retrain schedule; left default (timezone too): fetch.default_calendar's close."
     )
     timezone: str = Field("America/New_York", description="Time zone of the cron schedule.")
     pause_on_shutdown: bool = Field(False, description="Pause the schedules when `pricecast serve` stops.")
@@ -164,3 +164,78 @@ class MonitoringConfig(_Group):
         if v and not v.startswith(("http://", "https://")):
             raise ValueError(f"notify_url {v!r} is not an http:// or https:// URL")
         return v or None
+
+
+#: Exchange calendar of a ticker by its suffix (Yahoo's spelling); a ticker without one trades on `default_calendar`.
+SUFFIX_CALENDARS = {
+    ".NS": "XNSE",
+    ".BO": "XBOM",
+    ".L": "XLON",
+    ".TO": "XTSE",
+    ".DE": "XFRA",
+    ".PA": "XPAR",
+    ".T": "XTKS",
+}
+
+
+def _pairs(v: Any) -> Any:
+    """`A=XNSE,B=XNYS` (a flag) as a dict; a dict (YAML) as it is."""
+    if isinstance(v, str):
+        pairs = [p.split("=", 1) for p in v.split(",") if p.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError(f"{v!r} is not a list of KEY=CALENDAR pairs (e.g. TATA=XNSE,GOOG=XNYS)")
+        return {k.strip(): c.strip() for k, c in pairs}
+    return v
+
+
+class FetchConfig(_Group):
+    """`pricecast fetch` and the retrain flow's first step: daily bars from a source, on the exchange calendar."""
+
+    source: str | None = Field(
+        None,
+        description="Where bars come from: 'yahoo' (yfinance), 'stooq', a name registered under the "
+        "'pricecast.sources' entry point group, or an http(s):// or file:// URL of a CSV; empty = no fetching "
+        "(retrain merges data/incoming/ alone).",
+    )
+    calendars: dict[str, str] = Field(
+        {}, description="Exchange calendar per ticker, TICKER=CODE,... (e.g. TATA=XNSE); others go by suffix."
+    )
+    suffix_calendars: dict[str, str] = Field(
+        SUFFIX_CALENDARS, description="Exchange calendar by ticker suffix, .SUFFIX=CODE,... (.NS=XNSE)."
+    )
+    default_calendar: str = Field("XNYS", description="Exchange calendar of a ticker without a suffix or entry.")
+    bar_delay_hours: float = Field(
+        1.5,
+        ge=0,
+        description="Hours after a session's close before its bar is expected from the source (later it is missing); "
+        "with the schedule's cron and timezone left at their defaults, the retrain runs then, on weekdays.",
+    )
+    missing_sessions: int = Field(
+        3, ge=1, description="Sessions without a bar (after the delay) that fail the check; fewer are a warning."
+    )
+    fetch_retries: int = Field(
+        3, ge=0, le=10, description="Retries of a request answered 429 or 5xx, or timed out (never refused/DNS)."
+    )
+    fetch_timeout: float = Field(10.0, gt=0, description="Seconds to wait for a source's connection and answer.")
+    max_retry_wait: float = Field(
+        30.0, ge=0, description="Longest wait between retries in seconds, Retry-After included (a longer one fails)."
+    )
+    stooq_url: str = Field("https://stooq.com", description="Base URL of Stooq's daily CSV download (/q/d/l/).")
+    stooq_apikey: str | None = Field(
+        None,
+        description="Stooq's API key, sent as its apikey parameter (Stooq's download asks for one since 2026); "
+        "empty = PRICECAST_STOOQ_APIKEY, else none.",
+    )
+    yahoo_url: str | None = Field(
+        None, description="Send yfinance's requests to this base URL instead of Yahoo's hosts (tests, a proxy)."
+    )
+
+    @field_validator("calendars", "suffix_calendars", mode="before")
+    @classmethod
+    def _key_value_pairs(cls, v: Any) -> Any:
+        return _pairs(v)
+
+    @field_validator("calendars")
+    @classmethod
+    def _upper_tickers(cls, v: dict[str, str]) -> dict[str, str]:
+        return {k.upper(): c.upper() for k, c in v.items()}

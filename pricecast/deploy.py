@@ -26,6 +26,21 @@ def api_url(config: Config) -> str:
     return os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{config.schedule.prefect_port}/api"
 
 
+#: The schedule's defaults: left as they are, the retrain follows the close of the fetch's default exchange.
+DEFAULT_SCHEDULE = ("30 17 * * 1-5", "America/New_York")
+
+
+def retrain_schedule(config: Config) -> tuple[str, str]:
+    """The retrain's cron and time zone: the config's, or with both left at their defaults, the close of
+    `fetch.default_calendar` plus `fetch.bar_delay_hours` on weekdays (for XNYS with 1.5 h, the defaults)."""
+    given = (config.schedule.cron, config.schedule.timezone)
+    if given != DEFAULT_SCHEDULE:
+        return given
+    from pricecast.prices.calendar import close_cron
+
+    return close_cron(config.fetch.default_calendar, config.fetch.bar_delay_hours)
+
+
 def deployments(config: Config) -> list:
     """`train/pricecast` and `forecast/pricecast` (manual), `retrain/pricecast` (cron), one run at a time each."""
     from prefect.schedules import Cron
@@ -46,9 +61,10 @@ def deployments(config: Config) -> list:
         retrain.to_deployment(
             name=DEPLOYMENT,
             parameters=parameters,
-            schedule=Cron(config.schedule.cron, timezone=config.schedule.timezone),
+            schedule=Cron(*retrain_schedule(config)),
             concurrency_limit=1,
-            description="Merge data/incoming/, retrain tickers with new prices, promote better challengers, forecast.",
+            description="Fetch new bars (fetch.source), merge data/incoming/, retrain tickers with new prices, "
+            "promote better challengers, forecast.",
         ),
         forecast.to_deployment(
             name=DEPLOYMENT,
@@ -76,7 +92,7 @@ def deploy_to_pool(config: Config, pool: str, source: str | None = None) -> dict
     from prefect import Flow
     from prefect.schedules import Cron
 
-    schedules = {"retrain": Cron(config.schedule.cron, timezone=config.schedule.timezone)}
+    schedules = {"retrain": Cron(*retrain_schedule(config))}
     ids = {}
     for name, entrypoint in ENTRYPOINTS.items():
         flow = Flow.from_source(source=source or str(PROJECT_ROOT), entrypoint=entrypoint)

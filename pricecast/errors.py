@@ -21,6 +21,11 @@ class StoreError(RuntimeError):
     """The price store (a PostgreSQL server) cannot be reached; names the server, never a password."""
 
 
+class FetchError(RuntimeError):
+    """A price source that cannot be reached or keeps refusing (connection refused, DNS, 429 or 5xx after the
+    bounded retries); names the URL. Not retried beyond the configured bound: the next scheduled fetch tries again."""
+
+
 class StackError(RuntimeError):
     """A team stack that cannot start or be found; the message says what and where (one line for the CLI)."""
 
@@ -39,4 +44,4 @@ class DiskFullError(OSError):
 
 
 #: Errors that are the user's or the environment's, not the code's: one line, never a traceback.
-EXPECTED_ERRORS = (DataError, TrackingError, DiskFullError, StoreError, StackError)
+EXPECTED_ERRORS = (DataError, TrackingError, DiskFullError, StoreError, StackError, FetchError)

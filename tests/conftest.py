@@ -138,6 +138,7 @@ def write(path: Path, text: str) -> Path:
 SLOW_FIRST = (
     "test_stack.py",  # 209 s: most of it waits for servers
     "test_serve.py",  # 180
+    "test_fetch_flow.py",  # 165: most of it waits for the every-minute schedule
     "test_retrain_flow.py",  # 71
     "test_reliability_faults.py",  # 60
     "test_tune.py",  # 47
@@ -146,6 +147,7 @@ SLOW_FIRST = (
     "test_model.py",  # 26
     "test_reliability_input.py",  # 26
     "test_train_flow.py",  # 22
+    "test_fetch.py",  # 16: most of it waits for Retry-After and backoffs
     "test_backtest.py",  # 13
     "test_stack_procs.py",  # 11
     "test_layout.py",  # 11

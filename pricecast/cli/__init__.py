@@ -34,7 +34,8 @@ EXIT_CODES = {
     "`trigger --wait`: the run did not complete; `stack status`: a service is not running; "
     "an unexpected error (with its traceback)",
     2: "bad input or config: a price file, a config value, a flag (argparse's usage errors too); nothing was written",
-    3: "`server status`: no long-lived Prefect server runs for this home",
+    3: "`server status`: no long-lived Prefect server runs for this home; `fetch`: the calendar check failed "
+    "(bars missing for `fetch.missing_sessions` sessions or more; what was fetched is merged)",
     128 + signal.SIGINT: "stopped by SIGINT (Ctrl+C): the MLflow run ends KILLED, no half-made version",
     128 + signal.SIGTERM: "stopped by SIGTERM: the MLflow run ends KILLED, no half-made version",
 }
@@ -118,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fewer_collections()
     args = parser().parse_args(argv)
     go_offline()
-    from pricecast.errors import DataError, DiskFullError, StackError, StoreError, TrackingError
+    from pricecast.errors import DataError, DiskFullError, FetchError, StackError, StoreError, TrackingError
 
     # During a flow Prefect's own handler turns SIGTERM into a crash of the flow run, then
     # hands the signal on to this one.
@@ -138,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pricecast: invalid config: {config_errors(exc)}", file=sys.stderr)
     except (DataError, FileNotFoundError, LookupError) as exc:
         print(f"pricecast: {exc}", file=sys.stderr)
-    except (TrackingError, DiskFullError, StoreError, StackError) as exc:
+    except (TrackingError, DiskFullError, StoreError, StackError, FetchError) as exc:
         print(f"pricecast: {exc}", file=sys.stderr)
         return 1
     except Stopped as exc:

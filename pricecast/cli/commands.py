@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pricecast.cli.fetching import cmd_fetch, fetch_args
 from pricecast.cli.flags import given_values
 from pricecast.cli.flags import tickers_of as _tickers
 from pricecast.cli.live import cmd_score
@@ -248,6 +249,7 @@ COMMANDS = {
     "train": (cmd_train, "train, evaluate, log and register one ticker's forecaster (or a baseline)", train_flags),
     "backtest": (cmd_backtest, "walk-forward backtest of the network and the baselines on one ticker", backtest_flags),
     "tune": (cmd_tune, "search network settings with Optuna on validation folds; write the best config", None),
+    "fetch": (cmd_fetch, "fetch new daily bars from a source (yahoo, stooq, a URL) into the store", fetch_args),
     "add": (cmd_add, "check price files and put them in data/incoming/ for the next retrain", _files),
     "retrain": (cmd_retrain, "merge data/incoming/, retrain, promote better challengers (here and now)", _force),
     "status": (

@@ -18,6 +18,7 @@ FLAG_NAMES = {
     ("split", "test_path"): "test-data",
     ("promotion", "folds"): "promotion-folds",
     ("tune", "output"): "tune-output",
+    ("fetch", "source"): "fetch-source",  # `pricecast fetch --source` too; `deploy --source` is a checkout
 }
 
 
@@ -33,7 +34,8 @@ READS: dict[str, tuple[str, ...]] = {
     "backtest": ("data", *_NETWORK, *_RANGES, "backtest", "parallel"),
     "tune": ("data", *_NETWORK, "backtest", "tune", "parallel"),
     "add": ("data.ticker",),
-    "retrain": (*_STORE_DATA, *_NETWORK, "promotion", "forecast", "parallel", "monitoring"),
+    "retrain": (*_STORE_DATA, *_NETWORK, "promotion", "forecast", "parallel", "monitoring", "fetch"),
+    "fetch": ("data.ticker", "data.store", "fetch"),
     "status": ("data.ticker", "data.store", "tracking", "monitoring.windows"),
     "score": ("data.ticker", "data.target", "data.store", "tracking", "monitoring"),
     "forecast": (

@@ -45,7 +45,8 @@ def live_lines(latest: dict[str, dict[str, Any]], windows: tuple[int, ...]) -> l
 
 def status_lines(ticker: str, config: Config | None = None) -> list[str]:
     """One ticker's champion, its latest evaluation against naive, its training range, the last retrain decision,
-    its last demotion and (with the config: its windows and monitoring runs) its live metrics per served model."""
+    its last demotion, and with the config: its last fetch with the calendar's check and its live metrics per
+    served model (its windows, its monitoring runs)."""
     from pricecast.serving import latest_evaluation
     from pricecast.tracking import monitoring, registry, runs
 
@@ -68,6 +69,10 @@ def status_lines(ticker: str, config: Config | None = None) -> list[str]:
         lines.append(f"  retrain requested: {tags[monitoring.RETRAIN_REQUESTED]}")
     if config is None:
         return lines
+    from pricecast.prices.fetch import last_fetch
+
+    fetched = last_fetch(config.paths(), ticker)
+    lines += [fetched] if fetched else []
     return lines + live_lines(monitoring.latest_live(config, ticker), config.monitoring.windows)
 
 

@@ -101,11 +101,11 @@ def deploy_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_deploy(config: Config, args: argparse.Namespace) -> int:
-    from pricecast.deploy import DEPLOYMENT, deploy_to_pool
+    from pricecast.deploy import DEPLOYMENT, deploy_to_pool, retrain_schedule
 
     ids = deploy_to_pool(config, args.pool, args.source)
     for name, deployment_id in ids.items():
-        extra = f" (cron {config.schedule.cron}, {config.schedule.timezone})" if name == "retrain" else ""
+        extra = " (cron {}, {})".format(*retrain_schedule(config)) if name == "retrain" else ""
         print(f"{name}/{DEPLOYMENT} on work pool {args.pool}: {deployment_id}{extra}")
     print("Run one: pricecast trigger retrain [--tickers A,B] [--wait]")
     return 0

@@ -218,17 +218,19 @@ def _dedupe(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     return frame.drop_duplicates("date").reset_index(drop=True)
 
 
-def check_layout(path: Path) -> None:
+def check_layout(path: Path, name: str | None = None) -> None:
     """Refuse what is not a comma-separated text table before pandas guesses at it.
 
     Raises:
         DataError: the file is empty, holds binary data, separates fields with another character,
-            or has a row with fewer fields than its header (a file cut short), naming that line.
+            or has a row with fewer fields than its header (a file cut short), naming that line (and the
+            file as `name`, default its file name).
     """
+    name = name or path.name
     with open(path, "rb") as handle:
         head = handle.read(1 << 16)
         if not head.strip():
-            raise DataError(f"{path.name} is empty")
+            raise DataError(f"{name} is empty")
         binary = head.find(b"\x00")
         try:
             codecs.getincrementaldecoder("utf-8")().decode(head if binary < 0 else head[:binary])
@@ -236,8 +238,7 @@ def check_layout(path: Path) -> None:
             binary = exc.start
         if binary >= 0:
             raise DataError(
-                f"{path.name} is not a CSV text file: byte {binary} is {head[binary]:#04x} (binary data, or not "
-                "UTF-8 text)"
+                f"{name} is not a CSV text file: byte {binary} is {head[binary]:#04x} (binary data, or not UTF-8 text)"
             )
         handle.seek(0)
         header = handle.readline().decode("utf-8-sig")
@@ -246,29 +247,31 @@ def check_layout(path: Path) -> None:
         if fields == 1 and others:
             sep = max(others, key=others.__getitem__)
             raise DataError(
-                f"{path.name} seems to use {sep!r} between fields, not ',': its header line 1 is {header.strip()!r}"
+                f"{name} seems to use {sep!r} between fields, not ',': its header line 1 is {header.strip()!r}"
             )
         for number, line in enumerate(handle, start=2):
             if line.count(b",") < fields - 1 and line.strip():  # quoted commas only add commas: never a false alarm
                 raise DataError(
-                    f"{path.name} line {number} has {line.count(b',') + 1} fields where the header has {fields} "
+                    f"{name} line {number} has {line.count(b',') + 1} fields where the header has {fields} "
                     f"(is the file cut short?): {line.decode('utf-8', 'replace').strip()!r}"
                 )
 
 
-def read_prices(path: Path, chunk_rows: int = CHUNK_ROWS) -> dict[str, pd.DataFrame]:
+def read_prices(path: Path, chunk_rows: int = CHUNK_ROWS, name: str | None = None) -> dict[str, pd.DataFrame]:
     """Read one price file of any supported format into canonical frames keyed by ticker.
 
     Supported: the seed's NSE export, Yahoo Finance, long multi-ticker files (a Ticker or Symbol
     column), and the canonical store format; ISO or M/D/YYYY dates (one format per file); any
-    row order. The file is parsed `chunk_rows` rows at a time, so memory stays bounded.
+    row order. The file is parsed `chunk_rows` rows at a time, so memory stays bounded. Messages name it
+    `name` (default: its file name; a fetched body's is the URL it came from).
 
     Raises:
         FileNotFoundError/OSError: the file cannot be read (worth a retry).
         DataError: the file is readable but wrong.
     """
     path = Path(path)
-    check_layout(path)
+    name = name or path.name
+    check_layout(path, name)
     try:
         with pd.read_csv(
             path,
@@ -279,9 +282,9 @@ def read_prices(path: Path, chunk_rows: int = CHUNK_ROWS) -> dict[str, pd.DataFr
             skip_blank_lines=False,
             chunksize=chunk_rows,
         ) as chunks:
-            return normalise(chunks, path.name)
+            return normalise(chunks, name)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path.name} is not a readable CSV file: {exc}") from None
+        raise DataError(f"{name} is not a readable CSV file: {exc}") from None
 
 
 def describe(row: pd.Series) -> str:
