@@ -1,13 +1,15 @@
 """Ranges: every range method around the default network's and the baselines' walk-forward forecasts.
 
-Usage: python bench/ranges.py [--folds 4] [--fold-days 16] [--seeds 5] [--tickers GOOG,...]
+Usage: python bench/ranges.py [--folds 10] [--fold-days 16] [--seeds 3] [--tickers GOOG,...]
 
-Reads the walk-forward forecasts `bench/quality.py` caches in `bench/results/forecasts/` (run it
-first; this computes no network) and scores each range method (`pricecast.stages.ranges`) on the
-same days: 80% and 95% coverage, width, interval score, pinball loss, and the Diebold-Mariano
-p-value of the 80% interval score against the constant-volatility range. Networks over every
-cached seed (medians shown). Writes `bench/results/ranges.md` and prints it, then the method with
-the best median interval score that holds its coverage, which is the default (`--range-method`).
+Reads the walk-forward forecasts that
+`python bench/quality.py --models naive,last_price,return --folds 10 --seeds 3 --results bench/results/ranges`
+caches in `bench/results/ranges/forecasts/` (run it first: this computes no network) and scores
+each range method (`pricecast.stages.ranges`) on the same days: 80% and 95% coverage, width,
+interval score, pinball loss, and the Diebold-Mariano p-value of the 80% interval score against
+the constant-volatility range. Networks over every cached seed (medians shown). Writes
+`bench/results/ranges/ranges.md` and prints it, then the method with the best median interval
+score that holds its coverage, which is the default (`--range-method`).
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ SHOWN = ("coverage_80", "coverage_95", "width_80", "interval_score_80", "interva
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folds", type=int, default=4)
+    parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--fold-days", type=int, default=16)
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--models", default="return,last_price", help="cached models: a network name or a baseline")
     parser.add_argument("--tickers", default=",".join((*EMBEDDED, "TATA")))
     parser.add_argument("--data-dir", type=Path, default=RESULTS.parents[2] / "shared" / "data")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of bench/quality.py's cache; the table")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS / "ranges", help="folder of bench/quality.py's cache; the table"
+    )
     args = parser.parse_args()
     go_offline()
     rows = []

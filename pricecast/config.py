@@ -222,9 +222,9 @@ class ForecastConfig(_Group):
         description="Central range levels in percent, comma-separated: each forecast row gets lower_L and upper_L.",
     )
     range_method: RangeMethod = Field(
-        "conformal",
-        description="How ranges are made (chosen by bench/ranges.py): conformal on the model's own out-of-sample "
-        "errors; aci, conformal_ewma, const_vol, ewma or garch.",
+        "aci",
+        description="How ranges are made (chosen by bench/ranges.py): aci, adaptive conformal on the model's own "
+        "out-of-sample errors; conformal, conformal_ewma, const_vol, ewma or garch.",
     )
     plot_days: int = Field(90, ge=1, description="Days of history drawn before the forecast in its plot.")
     model_port: int = Field(

@@ -112,6 +112,7 @@ def trading_days_after(day: pd.Timestamp, count: int) -> pd.DatetimeIndex:
 
 VOLATILITY = ("const_vol", "ewma", "garch")
 EWMA_LAMBDA = 0.94  # RiskMetrics' daily decay
+ACI_GAMMA = 0.02  # step of ACI's adaptive level: ~50 days to move it by one miss rate
 LEVELS = (80, 95)
 PARAMETER_FREE = ("naive", "last_price")  # their errors over any history are out of sample
 #: Days of history the forecast flow gives a model, for its range's volatility filter and calibration.
@@ -120,7 +121,7 @@ RANGE_HISTORY = 250
 
 def z(level: float) -> float:
     """The standard normal quantile of a central interval's upper bound at `level` percent."""
-    return NormalDist().inv_cdf(0.5 + level / 200)
+    return NormalDist().inv_cdf(min(0.5 + level / 200, 1 - 1e-12))  # ACI's level may come within rounding of 100
 
 
 def conformal_quantile(scores: np.ndarray, level: float) -> float:
@@ -138,6 +139,26 @@ def conformal_width(scores: np.ndarray, level: float) -> float:
         return q
     scores = np.asarray(scores, dtype="float64")
     return z(level) * float(np.sqrt(np.mean(scores**2))) if scores.size else math.nan
+
+
+def aci_widths(scores: np.ndarray, level: float, gamma: float = ACI_GAMMA) -> np.ndarray:
+    """Adaptive conformal inference (Gibbs and Candes, 2021) over consecutive days' scores: `n + 1` half-widths,
+    day i's from the scores before it, the last for the day after them.
+
+    Day i's half-width is `conformal_width` of the scores before it at level `1 - alpha_i` (0 below 0, the
+    widest score seen above 1); then `alpha_(i+1) = alpha_i + gamma * (alpha - miss_i)`.
+    """
+    scores = np.asarray(scores, dtype="float64")
+    target = 1 - level / 100
+    alpha, out = target, np.empty(len(scores) + 1)
+    for i in range(len(scores) + 1):
+        if alpha <= 0:  # past every quantile: the widest error seen
+            out[i] = float(np.max(scores[:i])) if i else math.nan
+        else:
+            out[i] = 0.0 if alpha >= 1 else conformal_width(scores[:i], 100 * (1 - alpha))
+        if i < len(scores):
+            alpha += gamma * (target - float(scores[i] > out[i]))
+    return out
 
 
 def next_variances(params: dict[str, Any], returns: np.ndarray) -> np.ndarray:
@@ -197,7 +218,8 @@ def half_widths(spec: dict[str, Any], prices: np.ndarray, scores: np.ndarray | N
         scale = math.sqrt(next_variances(spec, returns)[-1]) if len(returns) else math.sqrt(spec["var0"])
     out = {}
     for level in levels:
-        out[level] = conformal_width(scores, level) * scale * steps
+        width = aci_widths(scores, level)[-1] if method == "aci" else conformal_width(scores, level)
+        out[level] = width * scale * steps
     return out
 
 
@@ -328,7 +350,7 @@ class PriceForecaster(mlflow.pyfunc.PythonModel):
             scaler = MinMax(config["scaler_min"], config["scaler_scale"])
         self.network, self.scaler, self._call = network, scaler, None
         # A version registered before ranges, or a baseline built in memory, calibrates on the history it is given.
-        self.range = config.get("range") or {"method": "conformal" if self.kind in PARAMETER_FREE else "const_vol"}
+        self.range = config.get("range") or {"method": "aci" if self.kind in PARAMETER_FREE else "const_vol"}
         if self.kind == "network":
             self._call = network if isinstance(network, NumpyNetwork) else NumpyNetwork.from_keras(network)
         if self.kind == "network" and self._call is None:  # Keras, through one function traced here, once

@@ -156,7 +156,7 @@ def test_forecast_flow_writes_the_csv_the_mlflow_run_and_the_prefect_table(train
     assert (saved["lower_95"] < saved["lower_80"]).all() and (saved["lower_80"] < saved["forecast"]).all()
     assert (saved["forecast"] < saved["upper_80"]).all() and (saved["upper_80"] < saved["upper_95"]).all()
     width = (saved["upper_80"] - saved["lower_80"]).to_numpy().reshape(2, 3)
-    assert (np.diff(width, axis=1) > 0).all() and saved["range_method"].eq("conformal").all()
+    assert (np.diff(width, axis=1) > 0).all() and saved["range_method"].eq("aci").all()
     assert client.get_run(fallback.run_id).data.tags["fallback"] == baseline
 
     run = client.get_run(second.run_id)

@@ -38,7 +38,7 @@ from pricecast.forecaster import (
     LEVELS,
     PARAMETER_FREE,
     VOLATILITY,
-    conformal_quantile,
+    aci_widths,
     conformal_width,
     next_variances,
     z,
@@ -46,7 +46,6 @@ from pricecast.forecaster import (
 from pricecast.stages.interval_scores import interval_score, range_scores
 
 METHODS = ("const_vol", "ewma", "garch", "conformal", "aci", "conformal_ewma")
-ACI_GAMMA = 0.02  # step of the adaptive level: ~50 days to move it by one miss rate
 REFERENCE = "const_vol"
 
 
@@ -181,7 +180,7 @@ def backtest_half_widths(
         scores = scores / sigma
     for level in levels:
         if method == "aci":
-            out[level] = aci_half_widths(scores, level)
+            out[level] = aci_widths(scores, level)[:-1]
         else:
             out[level] = np.array([conformal_width(scores[:day], level) for day in range(len(scores))])
         if method == "conformal_ewma":
@@ -192,24 +191,6 @@ def backtest_half_widths(
 def calibration_days(levels: Sequence[int]) -> int:
     """Past errors a conformal range needs before its highest level is finite: `ceil((n + 1) L) <= n`."""
     return max(math.ceil(level / (100 - level)) for level in levels)
-
-
-def aci_half_widths(scores: np.ndarray, level: float, gamma: float = ACI_GAMMA) -> np.ndarray:
-    """Adaptive conformal inference over consecutive days: each day's quantile level moves after its outcome.
-
-    Day i's half-width is the quantile of the scores before it at `1 - alpha_i` (nothing below 0, the
-    widest score seen above 1); then `alpha_(i+1) = alpha_i + gamma * (alpha - miss_i)`.
-    """
-    target = 1 - level / 100
-    alpha, out = target, np.empty(len(scores))
-    for i, score in enumerate(scores):
-        coverage = 1 - alpha
-        if coverage >= 1:  # past every quantile: the widest error seen
-            out[i] = float(np.max(scores[:i])) if i else math.inf
-        else:
-            out[i] = 0.0 if coverage <= 0 else conformal_quantile(scores[:i], 100 * coverage)
-        alpha += gamma * (target - float(score > out[i]))
-    return out
 
 
 def walk_forward_ranges(
