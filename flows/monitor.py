@@ -38,8 +38,8 @@ def score_forecasts(
     connect.connect(config.tracking, config.paths())
     store, reports = open_store(config), []
     for ticker in [t.upper() for t in tickers or store.tickers()]:
-        # Each forecast whose day is now in the store gets its actual, errors and ranges held; atomic rewrite.
-        scored = score_ledger(store, ticker, config.data.target)
+        # The model server's forecasts join the ledger; each one whose day is now in the store is scored.
+        scored = score_ledger(store, ticker, config.data.target, config.paths().forecasts / "served")
         # Rolling live metrics per model into the ticker's MLflow monitoring run, one step per scored date.
         latest = log_live_metrics(config, ticker, scored)
         # A served version losing live over the window is demoted (tagged why and when); serving skips it.

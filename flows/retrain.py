@@ -36,9 +36,9 @@ def retrain(
         store, paths.incoming, config.window.lookback + 1 + config.promotion.folds * config.promotion.holdout_days
     )
     chosen = [t.upper() for t in tickers or store.tickers()]
-    # Score the forecasts whose days just arrived; a version losing live is demoted (and retrained below).
-    # A scoring that fails shows as a failed subflow run; it does not hold the retrain up.
-    if scored := with_forecasts(store, merged.tickers):
+    # Score the forecasts whose days just arrived (fetched or merged); a version losing live is demoted (and
+    # retrained below). A scoring that fails shows as a failed subflow run; it does not hold the retrain up.
+    if scored := with_forecasts(store, {*merged.tickers, *chosen}, paths.forecasts / "served"):
         score_forecasts(config, scored, chosen, return_state=True)
     # Retrain each ticker on the configured task runner (threads, processes, Dask); one ticker's
     # failure does not stop the others, but fails the run.

@@ -32,7 +32,7 @@ def train(config: Config = Config()) -> runs.RunRecord:
     prepared = prepare_data(prices, test, config)
     # The input is valid: keep it in the ticker's store; score the forecasts of any day it brought.
     changed = store_prices(store, *[f for f in (prices, test) if f is not None])
-    if scored := with_forecasts(store, changed):
+    if scored := with_forecasts(store, changed, paths.forecasts / "served"):
         score_forecasts(config, scored, return_state=True)  # a failed scoring does not fail the training
     with runs.training_run(config, prices, prepared.split, flow_run.id):
         # Train, evaluate in price units beside the naive and last-price forecasts, plot.

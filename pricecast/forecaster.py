@@ -29,7 +29,9 @@ and `range_method`. Rows of history before the last `lookback` feed the range's 
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from statistics import NormalDist
 from typing import Any
 
@@ -117,6 +119,22 @@ LEVELS = (80, 95)
 PARAMETER_FREE = ("naive", "last_price")  # their errors over any history are out of sample
 #: Days of history the forecast flow gives a model, for its range's volatility filter and calibration.
 RANGE_HISTORY = 250
+#: Set by `pricecast serve-model`: the CSV its forecasts are kept in until scoring moves them into the ledger,
+#: and who makes them (JSON: ticker, model, version, model_alias, run_id).
+SERVED_LOG, SERVED_AS = "PRICECAST_SERVED_LOG", "PRICECAST_SERVED_AS"
+SERVED_COLUMNS = ["made_at", "ticker", "as_of", "step", "method", "date", "forecast", "lower_80", "upper_80"]
+SERVED_COLUMNS += ["lower_95", "upper_95", "range_method", "model", "version", "model_alias", "run_id", "target"]
+
+
+def keep_served(rows: pd.DataFrame) -> None:
+    """Append served forecasts to `$PRICECAST_SERVED_LOG`, under its folder's lock (`.lock`, as the store's)."""
+    import fcntl
+
+    path = os.environ[SERVED_LOG]
+    with open(os.path.join(os.path.dirname(path), ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        new = not os.path.exists(path) or os.path.getsize(path) == 0
+        rows.reindex(columns=SERVED_COLUMNS).to_csv(path, mode="a", header=new, index=False)
 
 
 def z(level: float) -> float:
@@ -447,7 +465,13 @@ class PriceForecaster(mlflow.pyfunc.PythonModel):
         point = np.asarray(forecasts)
         for level, half in self.range_widths(values, horizon, levels).items():
             out[f"lower_{level}"], out[f"upper_{level}"] = point * np.exp(-half), point * np.exp(half)
-        return out.assign(range_method=self.range["method"])
+        out = out.assign(range_method=self.range["method"])
+        if os.environ.get(SERVED_LOG):
+            made = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+            who = json.loads(os.environ.get(SERVED_AS) or "{}")
+            steps = range(1, horizon + 1)
+            keep_served(out.assign(made_at=made, as_of=f"{last_day:%Y-%m-%d}", step=steps, target=self.target, **who))
+        return out
 
 
 mlflow.models.set_model(PriceForecaster())

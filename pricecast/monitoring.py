@@ -10,11 +10,13 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
 from pricecast.config import MonitoringConfig
 from pricecast.forecast import COLUMNS
+from pricecast.prices.store import folder_lock
 from pricecast.prices.stores import PriceStore
 from pricecast.stages import live
 from pricecast.tracking import monitoring, registry
@@ -44,6 +46,20 @@ class Demotion:
     reason: str
     at: str
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+def collect_served(store: PriceStore, folder: Path, ticker: str) -> int:
+    """Move the forecasts `pricecast serve-model` kept for the ticker (`<folder>/<TICKER>.csv`) into its ledger,
+    as live forecasts; returns how many. Under the folder's lock, so the server waits, and none is lost."""
+    path = folder / f"{ticker}.csv"
+    if not path.exists():
+        return 0
+    with folder_lock(folder):
+        rows = pd.read_csv(path, dtype=str)
+        if not rows.empty:
+            store.append_forecasts(ticker, rows.assign(live="1.0").reindex(columns=COLUMNS), COLUMNS)
+        path.unlink()
+    return len(rows)
 
 
 def score_ledger(store: PriceStore, ticker: str, target: str, now: pd.Timestamp) -> Scored:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -16,14 +18,17 @@ from tasks import stage
 
 
 @stage("with-forecasts", retry="io")
-def with_forecasts(store: PriceStore, tickers: set[str] | list[str]) -> list[str]:
-    """The tickers among these that have forecasts to score (the others have nothing to do)."""
-    return [t for t in sorted(tickers) if not store.read_forecasts(t).empty]
+def with_forecasts(store: PriceStore, tickers: set[str] | list[str], served: Path) -> list[str]:
+    """The tickers among these that have forecasts to score, in the ledger or kept by the model server (`served`)."""
+    return [t for t in sorted(tickers) if (served / f"{t}.csv").exists() or not store.read_forecasts(t).empty]
 
 
 @stage("score-ledger", retry="io")
-def score_ledger(store: PriceStore, ticker: str, target: str) -> monitoring.Scored:
-    """Match each forecast whose day is now in the store with its actual; rewrite the ledger atomically."""
+def score_ledger(store: PriceStore, ticker: str, target: str, served: Path) -> monitoring.Scored:
+    """Move the model server's forecasts into the ledger, then match each forecast whose day is now in the store
+    with its actual; rewrite the ledger atomically."""
+    if kept := monitoring.collect_served(store, served, ticker):
+        get_run_logger().info("%s: %d served forecasts moved into the ledger", ticker, kept)
     scored = monitoring.score_ledger(store, ticker, target, pd.Timestamp.now(tz="UTC"))
     get_run_logger().info("%s: %d forecast rows scored (from %s)", ticker, scored.count, scored.since or "-")
     return scored

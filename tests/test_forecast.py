@@ -283,6 +283,30 @@ def test_served_model_forecasts_real_rows_like_the_process(server: str, trained:
     assert (served["lower_80"] < served["forecast"]).all() and (served["forecast"] < served["upper_80"]).all()
 
 
+def test_served_forecasts_join_the_ledger_and_are_scored_when_their_days_are_known(server: str, trained: dict) -> None:
+    from flows.monitor import score_forecasts
+
+    config, store = trained["config"], trained["store"]
+    history = store.iloc[:-3].tail(80)  # the 3 days after it are in the store: scored as soon as collected
+    status, body = post(server, {"dataframe_records": records(history), "params": {"horizon": 3}})
+    assert status == 200, body
+    kept = config.paths().forecasts / "served" / "TATA.csv"
+    served = pd.read_csv(kept, dtype={"version": str})  # every call kept: the earlier test's too
+    served = served[served["as_of"].eq(history["date"].iloc[-1])]
+    assert served["step"].tolist() == [1, 2, 3]
+    assert served["model_alias"].eq("requested").all() and served["version"].eq(trained["record"].version).all()
+    assert served["target"].eq("open").all() and served["lower_80"].notna().all()
+
+    [report] = score_forecasts(config, ["TATA"])
+    assert not kept.exists() and report.scored >= 3
+    ledger = pd.read_csv(config.paths().forecasts / "TATA.csv")
+    mine = ledger[ledger["made_at"].isin(served["made_at"]) & ledger["as_of"].eq(history["date"].iloc[-1])]
+    assert mine["live"].eq(1).all() and len(mine) == 3
+    np.testing.assert_allclose(mine["forecast"], served["forecast"])
+    np.testing.assert_allclose(mine["actual"], store["open"].iloc[-3:])
+    assert mine["inside_80"].notna().all() and mine["scored_at"].notna().all()
+
+
 def bad_rows(store: pd.DataFrame, change) -> list[dict]:  # noqa: ANN001 - a function of a frame
     rows = store.tail(60).reset_index(drop=True).copy()
     return records(change(rows))

@@ -6,6 +6,7 @@ Heavy modules (TensorFlow, Prefect, MLflow) are imported only by the command tha
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from datetime import date
@@ -123,6 +124,7 @@ def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_serve_model(config: Config, args: argparse.Namespace) -> int:
     from pricecast.errors import DataError
+    from pricecast.forecaster import SERVED_AS, SERVED_LOG
     from pricecast.serving import choose_model
     from pricecast.tracking.connect import connect
 
@@ -136,6 +138,12 @@ def cmd_serve_model(config: Config, args: argparse.Namespace) -> int:
         print(f"pricecast: warning: {ref.note}", file=sys.stderr, flush=True)
     print(f"Serving {ref.label} ({model_uri}) on http://127.0.0.1:{port}/invocations (Ctrl+C stops it)", flush=True)
     os.environ["MLFLOW_TRACKING_URI"] = uri
+    # Every served forecast is kept, for scoring when its day arrives (pricecast.monitoring.collect_served).
+    served = config.paths().forecasts / "served"
+    served.mkdir(parents=True, exist_ok=True)
+    os.environ[SERVED_LOG] = str(served / f"{config.data.ticker}.csv")
+    who = {"ticker": config.data.ticker, "model": ref.model_column, "version": ref.version, "run_id": ref.run_id}
+    os.environ[SERVED_AS] = json.dumps(who | {"model_alias": ref.alias or "latest"})
     # MLflow starts `uvicorn` by name: the one beside this Python, even when the venv is not activated.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     command = [
