@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from statistics import NormalDist
 from typing import Any
 
@@ -131,10 +132,13 @@ def keep_served(rows: pd.DataFrame) -> None:
     import fcntl
 
     path = os.environ[SERVED_LOG]
-    with open(os.path.join(os.path.dirname(path), ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        new = not os.path.exists(path) or os.path.getsize(path) == 0
-        rows.reindex(columns=SERVED_COLUMNS).to_csv(path, mode="a", header=new, index=False)
+    try:
+        with open(os.path.join(os.path.dirname(path), ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            new = not os.path.exists(path) or os.path.getsize(path) == 0
+            rows.reindex(columns=SERVED_COLUMNS).to_csv(path, mode="a", header=new, index=False)
+    except OSError as exc:  # the forecast is still answered; only its scoring is lost
+        print(f"pricecast: warning: served forecasts not kept in {path}: {exc}", file=sys.stderr, flush=True)
 
 
 def z(level: float) -> float:
@@ -156,6 +160,7 @@ def conformal_width(scores: np.ndarray, level: float) -> float:
     if math.isfinite(q):
         return q
     scores = np.asarray(scores, dtype="float64")
+    scores = scores[np.isfinite(scores)]
     return z(level) * float(np.sqrt(np.mean(scores**2))) if scores.size else math.nan
 
 
@@ -174,7 +179,7 @@ def aci_widths(scores: np.ndarray, level: float, gamma: float = ACI_GAMMA) -> np
             out[i] = float(np.max(scores[:i])) if i else math.nan
         else:
             out[i] = 0.0 if alpha >= 1 else conformal_width(scores[:i], 100 * (1 - alpha))
-        if i < len(scores):
+        if i < len(scores) and np.isfinite(scores[i]) and np.isfinite(out[i]):  # an unknown outcome moves nothing
             alpha += gamma * (target - float(scores[i] > out[i]))
     return out
 

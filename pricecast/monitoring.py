@@ -49,15 +49,25 @@ class Demotion:
 
 
 def collect_served(store: PriceStore, folder: Path, ticker: str) -> int:
-    """Move the forecasts `pricecast serve-model` kept for the ticker (`<folder>/<TICKER>.csv`) into its ledger,
-    as live forecasts; returns how many. Under the folder's lock, so the server waits, and none is lost."""
+    """Move the forecasts `pricecast serve-model` kept for the ticker (`<folder>/<TICKER>.csv`) into its ledger;
+    returns how many. Under the folder's lock, so the server waits and none is lost or moved twice.
+
+    A served row is live (it counts in live metrics and demotion) when it was made from a store day (`as_of`)
+    for a day not yet passed when it was made; a history posted from elsewhere, or an old one, is scored but
+    not live.
+    """
     path = folder / f"{ticker}.csv"
     if not path.exists():
         return 0
     with folder_lock(folder):
-        rows = pd.read_csv(path, dtype=str)
+        if not path.exists():  # another scoring moved them while this one waited
+            return 0
+        rows = pd.read_csv(path, dtype=str) if path.stat().st_size else pd.DataFrame()
         if not rows.empty:
-            store.append_forecasts(ticker, rows.assign(live="1.0").reindex(columns=COLUMNS), COLUMNS)
+            days = set(pd.to_datetime(store.read(ticker)["date"]).dt.strftime("%Y-%m-%d"))
+            ahead = rows["date"] >= rows["made_at"].str[:10]
+            live = (rows["as_of"].isin(days) & ahead).map({True: "1.0", False: "0.0"})
+            store.append_forecasts(ticker, rows.assign(live=live).reindex(columns=COLUMNS), COLUMNS)
         path.unlink()
     return len(rows)
 

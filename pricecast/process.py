@@ -35,6 +35,17 @@ def go_offline(env: dict[str, str] | None = None) -> dict[str, str]:
 YOUNG_GENERATION = 10_000
 
 
+def curl_before_tensorflow() -> None:
+    """Load curl_cffi's libcurl (yfinance's transport, and every price source's) before TensorFlow's.
+
+    TensorFlow brings a libcurl of its own; loaded first, it takes the symbols curl_cffi binds to, and every
+    curl_cffi request in that process then fails ("Impersonating chrome152 is not supported"). Processes that
+    may import TensorFlow before they fetch call this first: the warm process (it preloads TensorFlow) and the
+    test processes. About 80 ms; a process that has TensorFlow already gains nothing from it.
+    """
+    import curl_cffi._wrapper  # noqa: F401 - loading the library is the point
+
+
 def fewer_collections() -> None:
     """Collect the youngest objects after every `YOUNG_GENERATION` new ones (or $PRICECAST_GC_YOUNG): this process
     and what it forks. The older generations keep Python's pace.

@@ -49,7 +49,8 @@ def fit_range(
 ) -> model.Fitted:
     """The model with its range: the volatility fitted on the training days, calibrated on its test-day errors."""
     prices = prepared.split.train[target].to_numpy(dtype="float64")
-    spec = ranges.fit_range(config.range_method, config.levels, kind, prices, evaluation.predictions)
+    calibration = None if kind in ranges.PARAMETER_FREE else evaluation.predictions  # they calibrate on history
+    spec = ranges.fit_range(config.range_method, config.levels, kind, prices, calibration)
     return dataclasses.replace(fitted, range=spec)
 
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from pricecast.process import fewer_collections, go_offline
+from pricecast.process import curl_before_tensorflow, fewer_collections, go_offline
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 go_offline()
 fewer_collections()  # as in the commands: the test processes import and trace as much
+curl_before_tensorflow()  # a test module may import TensorFlow before test_fetch's requests
 
 
 @pytest.fixture(scope="session")

@@ -377,3 +377,34 @@ def test_a_holiday_asks_nothing_a_missing_bar_warns_and_n_missing_fail_the_check
         stale = fetch_ticker(store, paths, "TATA", source, config, now=datetime(2018, 10, 9, 20, tzinfo=UTC))
         assert stale.missing == ["2018-10-04", "2018-10-05", "2018-10-08", "2018-10-09"] and stale.status == "failed"
         assert "check failed: no bar for 4 XNSE session(s)" in last_fetch(paths, "TATA")
+
+
+ORDER = """
+import sys, threading, http.server
+from pricecast.prices.http import RetryPolicy, download
+from pricecast.process import curl_before_tensorflow
+if sys.argv[1] == "curl first":
+    curl_before_tensorflow()
+import keras  # TensorFlow, with its own libcurl: what the warm process preloads
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"date,open\\n")
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+try:
+    print(download(f"http://127.0.0.1:{server.server_port}/x.csv", RetryPolicy(retries=0)))
+except Exception as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_a_fetch_after_tensorflow_works_when_curl_was_loaded_first() -> None:
+    """The warm process and the test processes load curl_cffi before TensorFlow: without that, every fetch fails."""
+    runs = {
+        order: subprocess.run([sys.executable, "-c", ORDER, order], capture_output=True, text=True, timeout=300)
+        for order in ("curl first", "tensorflow first")
+    }
+    assert runs["curl first"].stdout.strip() == "b'date,open\\n'", runs["curl first"].stderr[-2000:]
+    assert "not supported" in runs["tensorflow first"].stdout  # the failure the order prevents, still there

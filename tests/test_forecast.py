@@ -301,7 +301,7 @@ def test_served_forecasts_join_the_ledger_and_are_scored_when_their_days_are_kno
     assert not kept.exists() and report.scored >= 3
     ledger = pd.read_csv(config.paths().forecasts / "TATA.csv")
     mine = ledger[ledger["made_at"].isin(served["made_at"]) & ledger["as_of"].eq(history["date"].iloc[-1])]
-    assert mine["live"].eq(1).all() and len(mine) == 3
+    assert mine["live"].eq(0).all() and len(mine) == 3  # made today for days long past: scored, not live
     np.testing.assert_allclose(mine["forecast"], served["forecast"])
     np.testing.assert_allclose(mine["actual"], store["open"].iloc[-3:])
     assert mine["inside_80"].notna().all() and mine["scored_at"].notna().all()

@@ -89,7 +89,7 @@ def test_the_graph_check_sees_a_cycle_and_an_upward_import(tmp_path: Path) -> No
 
 #: Modules allowed past 300 lines, and why. The registered model's code is one file MLflow copies into every
 #: version (models from code): its network, features and ranges arithmetic cannot live in other modules.
-ONE_FILE = {"pricecast.forecaster": 460}
+ONE_FILE = {"pricecast.forecaster": 500}
 
 
 def test_no_module_is_over_300_lines() -> None:

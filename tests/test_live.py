@@ -174,11 +174,6 @@ def test_a_version_loses_live_on_point_error_or_coverage_over_a_full_window() ->
     assert why.endswith("price's 1.1 (live_skill_last_price -1.182)")
 
 
-def test_interval_score_is_width_plus_ten_times_the_miss_at_80() -> None:
-    got = live.interval_score(np.array([10.0, 10, 10]), np.array([12.0, 12, 12]), np.array([11.0, 9, 12.5]), 0.2)
-    assert got.tolist() == [2.0, 12.0, 7.0]
-
-
 def test_the_ledger_rewrite_keeps_every_column_and_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pricecast.forecast import COLUMNS
 

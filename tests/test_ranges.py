@@ -122,8 +122,29 @@ def test_fit_range_calibrates_a_fitted_model_on_its_test_errors_and_names_bad_se
     calibration = pd.DataFrame({"actual": [100.0, 110.0], "predicted": [100.0, 100.0]})
     spec = ranges.fit_range("conformal", (80,), "network", prices, calibration)
     assert spec["scores"] == pytest.approx([0.0, math.log(1.1)])
-    assert "scores" not in ranges.fit_range("conformal", (80,), "last_price", prices, calibration)
+    assert "scores" not in ranges.fit_range("conformal", (80,), "network", prices, None)
+    assert "scores" not in ranges.fit_range("ewma", (80,), "network", prices, calibration)
     with pytest.raises(DataError, match="Range method 'wide'"):
         ranges.fit_range("wide", (80,), "network", prices)
     with pytest.raises(DataError, match="Range level 100 "):
         ranges.check_levels([80, 100])
+
+
+def test_a_baseline_calibrated_on_its_history_gives_ranges_from_a_single_row() -> None:
+    """What `serve-model` logs for a fallback: its range travels with it, so one row of input is enough."""
+    from pricecast.forecaster import PriceForecaster
+
+    rng = np.random.default_rng(7)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 300)))
+    history = pd.DataFrame({"date": pd.bdate_range("2020-01-01", periods=300), "close": close})
+    history["open"] = history["close"].shift(1).fillna(100) * np.exp(rng.normal(0, 0.002, 300))
+    calibration = ranges.baseline_calibration("last_price", history, "open")
+    assert len(calibration) == 250 and calibration["predicted"].iloc[-1] == history["close"].iloc[-2]
+    spec = ranges.fit_range("aci", (80, 95), "last_price", history["open"].to_numpy(), calibration)
+    model = PriceForecaster.from_config({"kind": "last_price", "target": "open", "lookback": 1, "range": spec})
+    out = model.predict(None, history.tail(1).assign(date=lambda f: f["date"].dt.strftime("%Y-%m-%d")))
+    assert out["lower_95"].iloc[0] < out["lower_80"].iloc[0] < out["forecast"].iloc[0] < out["upper_80"].iloc[0]
+    # the gaps are ~0.2%: the 80% range is about +-0.26%, not the open-to-open move's +-1.3%
+    assert out["upper_80"].iloc[0] / out["forecast"].iloc[0] - 1 < 0.005
+    with pytest.raises(DataError, match="Baseline 'drift' has fitted parameters"):
+        ranges.baseline_calibration("drift", history, "open")

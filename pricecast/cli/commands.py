@@ -174,7 +174,9 @@ def _baseline_uri(config: Config, ref: Any) -> str:
 
     history = CsvStore(config.paths()).read(config.data.ticker)
     with forecast_runs.forecast_run(config, config.data.ticker, ref, f"served {ref.baseline} baseline", None):
-        uri = registry.log_baseline(ref.baseline, ref.target, history)
+        uri = registry.log_baseline(
+            ref.baseline, ref.target, history, config.forecast.range_method, config.forecast.levels
+        )
         mlflow.set_tag("served", "true")
     return uri
 

@@ -11,6 +11,9 @@ from pricecast.errors import DataError, FetchError
 
 #: Exit code of a fetch whose calendar check failed (bars missing for `missing_sessions` sessions or more).
 CHECK_FAILED = 3
+#: Which exit wins when tickers end differently, least severe first: bad input above an unreachable source above
+#: a failed check.
+SEVERITY = (0, CHECK_FAILED, 1, 2)
 
 
 def fetch_args(p: argparse.ArgumentParser) -> None:
@@ -39,21 +42,21 @@ def cmd_fetch(config: Config, args: argparse.Namespace) -> int:
     tickers = [t.upper() for t in args.tickers] or ([config.data.ticker] if config.data.ticker else store.tickers())
     if not tickers:
         raise DataError(f"no tickers in {store.where}: name one, e.g. `pricecast fetch AAPL --start 2024-01-02`")
-    code = 0
+    codes = [0]
     for ticker in tickers:
         try:
             report = fetch_ticker(store, config.paths(), ticker, source, config.fetch, args.start, args.end)
         except (DataError, FileNotFoundError) as exc:
             print(f"pricecast: {exc}", file=sys.stderr)
-            code = max(code, 2)
+            codes.append(2)
             continue
         except FetchError as exc:
             print(f"pricecast: {exc}", file=sys.stderr)
-            code = max(code, 1) if code != 2 else code
+            codes.append(1)
             continue
         print("\n".join(report.lines()), flush=True)
         if report.missing:
             print(f"pricecast: {ticker}: {report.check()}", file=sys.stderr)
         if report.status == "failed":
-            code = max(code, CHECK_FAILED) if code == 0 else code
-    return code
+            codes.append(CHECK_FAILED)
+    return max(codes, key=SEVERITY.index)  # whatever the tickers' order

@@ -42,7 +42,7 @@ READS: dict[str, tuple[str, ...]] = {
         *("data.ticker", "data.store", "tracking"),
         *("forecast.horizon", "forecast.version", "forecast.levels", "forecast.plot_days"),
     ),
-    "serve-model": ("data.ticker", "tracking", "forecast.version", "forecast.model_port"),
+    "serve-model": ("data.ticker", "tracking", *_RANGES, "forecast.version", "forecast.model_port"),
     "serve": ALL,
     "trigger": ALL,
     "server": (),

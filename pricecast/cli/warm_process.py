@@ -17,7 +17,7 @@ from pathlib import Path
 from pricecast.cli import main
 from pricecast.cli.warm import private_folder, settings
 from pricecast.prefect_server import warm_socket
-from pricecast.process import fewer_collections, go_offline
+from pricecast.process import curl_before_tensorflow, fewer_collections, go_offline
 
 #: The modules a command that runs flows loads, imported once by the warm process.
 PRELOAD = (
@@ -53,6 +53,7 @@ def serve(home: Path, url: str) -> bool:
     (False: this process ends) or a loaded module changes (True: it starts again, importing the new code)."""
     go_offline()
     fewer_collections()
+    curl_before_tensorflow()  # PRELOAD brings TensorFlow, and a fetch may follow in any command
     os.environ["PREFECT_API_URL"] = url
     for name in PRELOAD:
         __import__(name)

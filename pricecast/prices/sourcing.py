@@ -42,7 +42,10 @@ def source_for(name: str | None, config: FetchConfig) -> Source:
     if name not in found:
         known = ", ".join(["yahoo", "stooq", *sorted(found)])
         raise DataError(f"unknown price source {name!r}: known are {known}, or an http(s):// or file:// URL")
-    source = found[name].load()(config)  # type: ignore[attr-defined]
+    try:
+        source = found[name].load()(config)  # type: ignore[attr-defined]
+    except Exception as exc:  # a plugin's own failure: one line naming it, not its traceback
+        raise DataError(f"price source {name!r} ({found[name].value}) failed to load: {exc}") from exc  # type: ignore[attr-defined]
     if not isinstance(source, Source):
         raise DataError(f"price source {name!r} ({found[name].value}) has no name and fetch(ticker, start, end)")  # type: ignore[attr-defined]
     return source

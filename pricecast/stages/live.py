@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pricecast.errors import DataError
+from pricecast.stages.interval_scores import interval_score
 
 #: Columns scoring adds to the forecasts ledger (the file keeps them after `pricecast.forecast.COLUMNS`' first ones).
 SCORE_COLUMNS = [
@@ -38,7 +39,6 @@ NUMBERS = ["forecast", "naive", "actual", "error", "naive_error", "last_price", 
 RANGES = ["lower_80", "upper_80", "lower_95", "upper_95", "inside_80", "inside_95", "interval_score_80", "live"]
 #: Live metrics, each over the last `window` scored days: `<name>_<window>`.
 METRICS = ("live_mae", "live_skill", "live_skill_last_price", "live_coverage_80", "live_interval_score_80")
-ALPHA_80 = 0.2
 
 
 def typed(rows: pd.DataFrame) -> pd.DataFrame:
@@ -58,12 +58,6 @@ def typed(rows: pd.DataFrame) -> pd.DataFrame:
     out["step"] = pd.to_numeric(out.get("step", 1), errors="coerce")
     out["live"] = out["live"].where(out["live"].notna(), out["actual"].isna().astype("float64"))
     return out
-
-
-def interval_score(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray, alpha: float) -> np.ndarray:
-    """Winkler's interval score of a central (1 - alpha) range: width, plus 2/alpha times any miss distance."""
-    miss = np.maximum(lower - actual, 0) + np.maximum(actual - upper, 0)
-    return (upper - lower) + (2 / alpha) * miss
 
 
 def _inside(lower: pd.Series, upper: pd.Series, actual: pd.Series) -> pd.Series:
@@ -127,7 +121,7 @@ def score_rows(
     out.loc[fresh, "inside_80"] = _inside(rows_now["lower_80"], rows_now["upper_80"], a)
     out.loc[fresh, "inside_95"] = _inside(rows_now["lower_95"], rows_now["upper_95"], a)
     out.loc[fresh, "interval_score_80"] = interval_score(
-        rows_now["lower_80"].to_numpy(), rows_now["upper_80"].to_numpy(), a.to_numpy(), ALPHA_80
+        a.to_numpy(), rows_now["lower_80"].to_numpy(), rows_now["upper_80"].to_numpy(), 80
     )
     out.loc[fresh, "scored_at"] = now
     return out, fresh

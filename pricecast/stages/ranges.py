@@ -17,7 +17,7 @@ where the half-width `q` of a level (80, 95) at step h comes from one of the met
 
 The served model computes its ranges with the same functions (`pricecast.forecaster`, which a
 registered version carries as its code). Volatility methods read only the target's past returns;
-conformal methods read only the model's past errors: every range at day t uses nothing after t.
+conformal methods read only the model's past errors: a range for day t uses nothing from day t on.
 Scores: coverage, width relative to the point forecast, the interval (Winkler) score and the
 pinball loss over the quantiles the ranges and the point forecast make, with a Diebold-Mariano
 test of the interval score against `const_vol`.
@@ -37,6 +37,7 @@ from pricecast.forecaster import (
     EWMA_LAMBDA,
     LEVELS,
     PARAMETER_FREE,
+    RANGE_HISTORY,
     VOLATILITY,
     aci_widths,
     conformal_width,
@@ -112,18 +113,19 @@ def fit_range(
 
     Args:
         method, levels: the range method and its levels (percent).
-        kind: the model's kind; `naive` and `last_price` calibrate at forecast time on the history they
-            are given (their errors there are out of sample), so they carry no scores.
+        kind: the model's kind.
         prices: the target's training prices (the volatility is fitted on their log returns).
         calibration: the model's out-of-sample forecasts after those prices (`actual`, `predicted`, in
-            date order): the test days; their `|log(actual / predicted)|` are the conformal scores.
+            date order): the test days; their `|log(actual / predicted)|` are the conformal scores. None
+            for `naive` and `last_price` in training: they calibrate at forecast time on the history they
+            are given (`baseline_calibration`), where their errors are out of sample too.
     """
     check_method(method)
     spec: dict[str, Any] = {"method": method, "levels": list(check_levels(levels))}
     returns = log_returns(prices)
     if method in VOLATILITY or method == "conformal_ewma":
         spec |= {**fit_volatility("ewma" if method == "conformal_ewma" else method, returns), "method": method}
-    if method in VOLATILITY or kind in PARAMETER_FREE or calibration is None or calibration.empty:
+    if method in VOLATILITY or calibration is None or calibration.empty:
         return spec
     actual = calibration["actual"].to_numpy(dtype="float64")
     scores = np.abs(np.log(actual / calibration["predicted"].to_numpy(dtype="float64")))
@@ -132,6 +134,16 @@ def fit_range(
         variance = np.concatenate([[spec["var0"]], next_variances({**spec, "method": "ewma"}, everything)])
         scores = scores / np.sqrt(variance[-len(scores) - 1 : -1])
     return spec | {"scores": [float(v) for v in scores]}
+
+
+def baseline_calibration(kind: str, history: pd.DataFrame, target: str, days: int = RANGE_HISTORY) -> pd.DataFrame:
+    """A parameter-free baseline's one-day forecasts over the last `days` of a history, beside the actual prices:
+    out-of-sample errors to calibrate its range on (naive: the day before's target; last price: its close)."""
+    if kind not in PARAMETER_FREE:
+        raise DataError(f"Baseline {kind!r} has fitted parameters: its errors on its own history are not out of sample")
+    predicted = history["close" if kind == "last_price" else target].shift(1)
+    out = pd.DataFrame({"actual": history[target], "predicted": predicted}).dropna().tail(days)
+    return out.reset_index(drop=True).astype("float64")
 
 
 def bounds(point: np.ndarray, half_width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -153,14 +153,20 @@ def forecast_model(ticker: str) -> ModelRef:
     return ModelRef(found[0].name, str(found[0].version), found[0].run_id, None)
 
 
-def log_baseline(kind: str, target: str, history: pd.DataFrame) -> str:
-    """Log a baseline as a pyfunc model in the active run (no registration); returns its URI."""
+def log_baseline(kind: str, target: str, history: pd.DataFrame, method: str, levels: tuple[int, ...]) -> str:
+    """Log a parameter-free baseline as a pyfunc model in the active run (no registration); returns its URI.
+
+    Its range is calibrated on its errors over the history's last days, so it holds with any input sent.
+    """
     from pricecast.stages.baselines import make_baseline
     from pricecast.stages.features import FeatureSpec, FeatureTransform
+    from pricecast.stages.ranges import baseline_calibration, fit_range
 
     model = make_baseline(kind, target).fit(history)
     spec = FeatureSpec(target, (target,), "level", 1)
-    return log_model(model, FeatureTransform(spec), history)
+    calibration = baseline_calibration(kind, history, target)
+    prices = history[target].to_numpy(dtype="float64")
+    return log_model(model, FeatureTransform(spec), history, fit_range(method, levels, kind, prices, calibration))
 
 
 def model_config_of(model: Any, transform: FeatureTransform) -> dict[str, Any]:
