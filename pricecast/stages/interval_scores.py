@@ -11,10 +11,10 @@ from pricecast.stages.backtest import diebold_mariano
 
 def interval_score(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, level: float) -> np.ndarray:
     """The interval (Winkler) score of each day: width plus `2 / alpha` times the distance outside the range."""
-    alpha = 1 - level / 100
+    penalty = 200 / (100 - level)  # 2 / alpha, alpha = 1 - level / 100: exactly 10 at 80%
     actual, lower, upper = (np.asarray(v, dtype="float64") for v in (actual, lower, upper))
     below, above = np.clip(lower - actual, 0, None), np.clip(actual - upper, 0, None)
-    return upper - lower + (2 / alpha) * (below + above)
+    return upper - lower + penalty * (below + above)
 
 
 def pinball(actual: np.ndarray, quantiles: dict[float, np.ndarray]) -> float:
