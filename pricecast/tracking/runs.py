@@ -21,6 +21,7 @@ import joblib
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from pricecast.config import PROJECT_ROOT, Config, Paths, TrackingConfig
 from pricecast.errors import DISK_FULL, DiskFullError
@@ -87,12 +88,12 @@ def reconcile_dead_runs() -> list[str]:
         pid = int(run.data.tags.get("pricecast.pid", "0"))
         if pid and not _alive(pid):
             when = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
-            client.set_tag(
-                run.info.run_id,
-                "error",
-                f"process {pid} on {host} ended without closing the run (killed?); marked KILLED at {when}",
-            )
-            client.set_terminated(run.info.run_id, "KILLED")
+            why = f"process {pid} on {host} ended without closing the run (killed?); marked KILLED at {when}"
+            try:
+                client.set_tag(run.info.run_id, "error", why)
+                client.set_terminated(run.info.run_id, "KILLED")
+            except MlflowException:  # another process starting now marked it first (PostgreSQL: a duplicate tag)
+                continue
             marked.append(run.info.run_id)
     return marked
 
