@@ -222,8 +222,9 @@ def half_widths(spec: dict[str, Any], prices: np.ndarray, scores: np.ndarray | N
     """Each level's half-width in log price for steps 1 .. horizon, from a range spec and the target's history.
 
     Volatility methods filter the history's log returns; `conformal` takes the quantile of the
-    scores (past `|log(actual / forecast)|`), `conformal_ewma` of the scores divided by their day's
-    EWMA volatility, times today's; both widen with `sqrt(h)`. A level with too few scores for a
+    scores (past `|log(actual / forecast)|`), `aci` at the level its run through them reached,
+    `conformal_ewma` of the scores divided by their day's EWMA volatility, times today's; all widen
+    with `sqrt(h)`. A level with too few scores for a
     finite quantile takes the normal one of their root mean square.
     """
     method, levels = spec["method"], [int(v) for v in spec["levels"]]
