@@ -32,9 +32,7 @@ def retrain(
     # Fetch each ticker's bars due since its last day; a holiday asks nothing, a source down is reported at the end.
     problems = fetch_bars(config.fetch, store, paths, tickers or store.tickers(), as_of)
     # Merge new files into the store; bad ones go to incoming/rejected/ with the reason.
-    merged = merge_incoming_files(
-        store, paths.incoming, config.window.lookback + 1 + config.promotion.folds * config.promotion.holdout_days
-    )
+    merged = merge_incoming_files(store, paths.incoming, config.min_history_rows())
     chosen = [t.upper() for t in tickers or store.tickers()]
     # Score the forecasts whose days just arrived (fetched or merged); a version losing live is demoted (and
     # retrained below). A scoring that fails shows as a failed subflow run; it does not hold the retrain up.

@@ -271,6 +271,10 @@ class Config(BaseModel):
         """The price store's URL (`--store`, else PRICECAST_STORE); None is the CSV folder of the home."""
         return self.data.store or os.environ.get("PRICECAST_STORE") or None
 
+    def min_history_rows(self) -> int:
+        """Rows a new ticker needs before a retrain takes it: a lookback + 1 to train, then the promotion's folds."""
+        return self.window.lookback + 1 + self.promotion.folds * self.promotion.holdout_days
+
     def paths(self) -> Paths:
         """The store locations, anchored once at the home folder."""
         home = self.home or os.environ.get("PRICECAST_HOME") or PROJECT_ROOT

@@ -144,3 +144,39 @@ def test_a_file_that_would_start_a_short_new_ticker_is_rejected_naming_the_known
     report = merge_incoming(CsvStore(paths), paths.incoming, min_rows=5)
     assert report.merged == ["NEW_fix.csv", "TATAGLOBAL_fix.csv"] and report.tickers == {"NEW", "TATAGLOBAL"}
     assert not (paths.incoming / ".added" / "NEW_fix.csv").exists()
+
+
+def test_store_merge_merges_incoming_now_and_names_a_rejected_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pricecast.cli import main
+
+    paths = paths_in(tmp_path)
+    drop(paths, "ACME.csv", [f"2020-01-{d:02d},{d},{d},{d},{d},1" for d in range(1, 4)])
+    drop(paths, "BAD.csv", ["2020-01-01,x,1,1,1,1"])
+    assert (
+        main(
+            [
+                "store",
+                "merge",
+                "--home",
+                str(tmp_path),
+                "--lookback",
+                "1",
+                "--promotion-folds",
+                "1",
+                "--holdout-days",
+                "1",
+            ]
+        )
+        == 2
+    )
+    out = capsys.readouterr().out
+    assert "rejected BAD.csv: Value 'x' in BAD.csv line 2, column 'Open'" in out
+    assert "1 files merged into" in out and "(1 tickers changed)" in out
+    assert CsvStore(paths).read("ACME")["close"].tolist() == [1.0, 2.0, 3.0]
+    # Nothing new: nothing changes, exit 0. `copy` still needs both ends.
+    assert main(["store", "merge", "--home", str(tmp_path)]) == 0
+    assert "0 files merged" in capsys.readouterr().out
+    assert main(["store", "copy", "--home", str(tmp_path)]) == 2
+    assert "store copy needs --from DIR|URL and --to URL" in capsys.readouterr().err

@@ -292,5 +292,5 @@ COMMANDS = {
         "team mode: register train, retrain (scheduled), forecast and backtest on the work pool",
         deploy_args,
     ),
-    "store": (cmd_store, "copy a local price store into a team one: store copy --from DIR --to URL", store_args),
+    "store": (cmd_store, "merge data/incoming/ into the store now, or copy a store into a team one", store_args),
 }

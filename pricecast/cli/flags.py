@@ -49,7 +49,12 @@ READS: dict[str, tuple[str, ...]] = {
     "ui": ("tracking.tracking_uri", "tracking.ui_port"),
     "stack": ("schedule.prefect_port",),
     "deploy": ALL,
-    "store": (),
+    "store": (
+        "data.store",
+        "window.lookback",
+        "promotion.holdout_days",
+        "promotion.folds",
+    ),  # merge: a new ticker's rows
 }
 
 

@@ -10,8 +10,12 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pricecast.config import Config, Paths
+
+if TYPE_CHECKING:
+    from pricecast.prices.stores import PriceStore
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -112,16 +116,25 @@ def cmd_deploy(config: Config, args: argparse.Namespace) -> int:
 
 
 def store_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["copy"], help="copy: merge every ticker of one store into another")
-    p.add_argument("--from", dest="source", required=True, metavar="DIR|URL", help="a home folder (its data/prices)")
-    p.add_argument("--to", dest="target", required=True, metavar="URL", help="postgresql://user@host:port/db")
+    p.add_argument(
+        "action",
+        choices=["copy", "merge"],
+        help="copy: merge every ticker of one store into another; merge: merge data/incoming/ into this home's store "
+        "now (what a retrain does first)",
+    )
+    p.add_argument("--from", dest="source", metavar="DIR|URL", help="copy: a home folder (its data/prices)")
+    p.add_argument("--to", dest="target", metavar="URL", help="copy: postgresql://user@host:port/db")
 
 
 def cmd_store(config: Config, args: argparse.Namespace) -> int:
     from pricecast.errors import DataError
-    from pricecast.prices.stores import copy_store, store_at
+    from pricecast.prices.stores import copy_store, open_store, store_at
     from pricecast.urls import redact
 
+    if args.action == "merge":
+        return _merge(config, open_store(config))
+    if not args.source or not args.target:
+        raise DataError("store copy needs --from DIR|URL and --to URL")
     is_url = "://" in args.source
     paths = Paths(root=Path(args.source).expanduser().resolve()) if not is_url else config.paths()
     if not is_url and not paths.prices.is_dir():
@@ -134,3 +147,14 @@ def cmd_store(config: Config, args: argparse.Namespace) -> int:
         f"{len(copied)} tickers copied from {redact(source.where)} (identical rows already there are left as they are)"
     )
     return 0
+
+
+def _merge(config: Config, store: PriceStore) -> int:
+    """`store merge`: data/incoming/ into the store, as a retrain's first step does; 2 when a file was rejected."""
+    from pricecast.prices.incoming import merge_incoming
+
+    report = merge_incoming(store, config.paths().incoming, config.min_history_rows())
+    for name, error in report.rejected.items():
+        print(f"rejected {name}: {error}")
+    print(f"{len(report.merged)} files merged into {store.where} ({len(report.tickers)} tickers changed)")
+    return 2 if report.rejected else 0
