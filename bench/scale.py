@@ -18,7 +18,8 @@ Per step: wall time, tickers a minute, CPU seconds of every process involved (th
 their children, the server and its warm process), the peak RSS of the largest single process and
 of all of them together; after each N, the sizes of MLflow's and Prefect's databases, MLflow's
 artifacts and the store. Then each step's growth exponent: the slope of log(time) against log(N)
-(1 is linear). Results go to `bench/results/scale/` (a CSV of every figure, the printed lines).
+(1 is linear), over every N measured so far. Results go to `bench/results/scale/scale.csv` (a row per
+runner, N and step: a rerun replaces its rows and keeps the others) and `exponents.csv`.
 """
 
 from __future__ import annotations
@@ -234,6 +235,19 @@ def one_n(n: int, args: argparse.Namespace, work: Path) -> list[dict]:
     return [row | sizes for row in rows]
 
 
+def kept(path: Path, rows: list[dict]) -> pd.DataFrame:
+    """The results file with these rows in place of earlier ones of the same runner, N and step (written now, so
+    a run stopped at a later N keeps this one; runs of other steps or runners add to it)."""
+    table = pd.DataFrame(rows)
+    if path.exists():
+        earlier = pd.read_csv(path)
+        same = earlier.set_index(["runner", "n", "step"]).index.isin(table.set_index(["runner", "n", "step"]).index)
+        table = pd.concat([earlier[~same], table], ignore_index=True)
+    table = table.sort_values(["runner", "step", "n"], kind="stable")
+    table.to_csv(path, index=False)
+    return table
+
+
 def exponents(table: pd.DataFrame) -> pd.DataFrame:
     """Per runner and step: the slope of log(wall time) and log(CPU) against log(N)."""
     out = []
@@ -265,15 +279,12 @@ def main() -> None:
     args.steps = [s for s in args.steps.split(",") if s]
     if unknown := set(args.steps) - set(STEPS):
         parser.error(f"unknown steps {sorted(unknown)}: choose from {', '.join(STEPS)}")
-    rows = []
     args.results.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pricecast-scale-") as work:
         for runner in args.runners.split(","):
             args.runner = runner
             for n in sorted(int(v) for v in args.tickers.split(",")):
-                rows += one_n(n, args, Path(work))
-                pd.DataFrame(rows).to_csv(args.results / "scale.csv", index=False)  # kept if a later N is stopped
-    table = pd.DataFrame(rows)
+                table = kept(args.results / "scale.csv", one_n(n, args, Path(work)))
     slopes = exponents(table)
     print(f"\n{args.days} days per ticker, on {os.cpu_count()} CPUs; growth exponents (1 = linear):")
     print(slopes.to_string(index=False, float_format=lambda v: f"{v:.2f}") if len(slopes) else "(one N only)")
