@@ -265,6 +265,53 @@ def exponents(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def markdown(table: pd.DataFrame, slopes: pd.DataFrame, days: int) -> str:
+    """The figures as the docs include them: a row per runner, step and N, then the exponents."""
+    lines = [
+        f"Synthetic tickers of {days} days, on {os.cpu_count()} CPUs; measured {time.strftime('%Y-%m-%d')} by "
+        "`.venv/bin/python bench/scale.py`.",
+        "",
+        "| runner | step | N | wall | tickers/min | CPU | peak RSS (largest process) | all processes |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in table.itertuples():
+        lines.append(
+            f"| {r.runner} | {r.step} | {r.n} | {r.wall_s:.0f} s | {r.tickers_per_min:.1f} | {r.cpu_s:.0f} s | "
+            f"{r.peak_rss_mb:.0f} MiB | {r.peak_all_mb:.0f} MiB |"
+        )
+    sizes = table.groupby(["runner", "n"]).first().reset_index()
+    lines += ["", "| runner | N | MLflow database | MLflow artifacts | Prefect database | price store |"]
+    lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in sizes.itertuples():
+        lines.append(
+            f"| {r.runner} | {r.n} | {r.mlflow_db_mb:.1f} MiB | {r.mlflow_artifacts_mb:.1f} MiB | "
+            f"{r.prefect_db_mb:.1f} MiB | {r.store_mb:.1f} MiB |"
+        )
+    if len(slopes):
+        lines += ["", "| runner | step | exponent of wall time | of CPU time |", "| --- | --- | ---: | ---: |"]
+        for r in slopes.itertuples():
+            lines.append(f"| {r.runner} | {r.step} | {r.wall_exponent:.2f} | {r.cpu_exponent:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(table: pd.DataFrame, path: Path) -> None:
+    """Wall time against N, log-log, a line per runner and step, beside the linear slope through its first N."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = figure.add_subplot()
+    for (runner, step), group in table.groupby(["runner", "step"], sort=False):
+        ax.loglog(group["n"], group["wall_s"], marker="o", label=f"{step} ({runner})")
+    n = np.array(sorted(table["n"].unique()))
+    ax.loglog(n, table["wall_s"].max() * n / n.max(), "k:", label="linear")
+    ax.set(xlabel="tickers (N)", ylabel="wall time (s)", title="Each step's time against the number of tickers")
+    ax.legend(fontsize="small")
+    figure.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickers", default="10,100,1000", help="comma-separated N")
@@ -275,6 +322,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "results" / "scale.png")
     args = parser.parse_args()
     args.steps = [s for s in args.steps.split(",") if s]
     if unknown := set(args.steps) - set(STEPS):
@@ -286,6 +334,8 @@ def main() -> None:
             for n in sorted(int(v) for v in args.tickers.split(",")):
                 table = kept(args.results / "scale.csv", one_n(n, args, Path(work)))
     slopes = exponents(table)
+    (args.results / "scale.md").write_text(markdown(table, slopes, args.days))
+    plot(table, args.figure)
     print(f"\n{args.days} days per ticker, on {os.cpu_count()} CPUs; growth exponents (1 = linear):")
     print(slopes.to_string(index=False, float_format=lambda v: f"{v:.2f}") if len(slopes) else "(one N only)")
     slopes.to_csv(args.results / "exponents.csv", index=False)
