@@ -128,6 +128,12 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / TICK
 
 
+def server_cpu(pids: set[int]) -> float:
+    """CPU seconds of the server's processes and every descendant, those gone included (in their parents' cutime,
+    or their own times while they wait to be reaped): a command the warm process forked counts where it ran."""
+    return sum(map(cpu_seconds, tree(proc_table(), pids, pids)))
+
+
 class Sampler:
     """Every 0.2 s: the largest peak RSS (VmHWM) of any process of ours or the server's, and their RSS together."""
 
@@ -172,7 +178,7 @@ def size_mb(path: Path) -> float:
 def run_step(step: str, home: Path, files: list[Path], server: LocalServer, args: argparse.Namespace) -> dict:
     runner = ["--task-runner", args.runner, "--max-workers", str(args.workers)]
     server_pids = {pid for pid in (server.warm(), _server_pid(server)) if pid}
-    children, served = resource.getrusage(resource.RUSAGE_CHILDREN), sum(map(cpu_seconds, server_pids))
+    children, served = resource.getrusage(resource.RUSAGE_CHILDREN), server_cpu(server_pids)
     start = time.perf_counter()
     with Sampler(server_pids) as sampler:
         if step == "ingest":
@@ -188,9 +194,7 @@ def run_step(step: str, home: Path, files: list[Path], server: LocalServer, args
             pricecast("forecast", home=home)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime) + (
-        sum(map(cpu_seconds, server_pids)) - served
-    )
+    cpu = (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime) + (server_cpu(server_pids) - served)
     return {
         "wall_s": wall,
         "cpu_s": cpu,
