@@ -1,12 +1,16 @@
 """How each nightly step grows with the number of tickers: a measured scale curve and its exponents.
 
-Usage: python bench/scale.py [--tickers 10,100,1000] [--runners processes,dask] [--days 500]
+Usage: python bench/scale.py [--tickers 10,100,1000] [--runners processes,dask,pool] [--days 500]
                              [--steps ingest,retrain,backtest,forecast] [--folds 4] [--workers 2]
 
-For each N, a fresh home with its long-lived Prefect server (`pricecast server start`) and N
+For each runner and N, a fresh home and N
 **synthetic** tickers: the embedded real series' daily bars (each day's open, high, low and close
 relative to the previous close, and its volume) block-bootstrapped into N series of `--days` days,
-seeded. They are for throughput, never for quality. Then the real commands a user runs, timed:
+seeded. They are for throughput, never for quality. `processes` and `dask` run the commands against the
+home's long-lived Prefect server and warm process (`pricecast server start`), the retrain on that task
+runner; `pool` starts the team stack (`pricecast stack up` on PostgreSQL, one pool worker), deploys
+with the processes runner and triggers the retrain and the forecast on the pool. Then the real
+commands a user runs, timed:
 
 - ingest: `pricecast add` of the N files, then `pricecast store merge`;
 - retrain: `pricecast retrain` of all N (per-ticker networks; the first night, so every challenger
@@ -25,6 +29,7 @@ runner, N and step: a rerun replaces its rows and keeps the others) and `exponen
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import subprocess
@@ -158,16 +163,105 @@ class Sampler:
         self.thread.join()
 
 
-def pricecast(*args: str, home: Path) -> None:
-    """One real command against the home; its output is shown only when it fails."""
-    done = subprocess.run(
-        [sys.executable, "-m", "pricecast.cli", *args, "--home", str(home)],
-        capture_output=True,
-        text=True,
-        env=go_offline(dict(os.environ)),
-    )
-    if done.returncode != 0:
-        sys.exit(f"pricecast {' '.join(args[:2])} failed ({done.returncode}):\n{(done.stdout + done.stderr)[-4000:]}")
+class Site:
+    """Where the commands run: a home with its long-lived Prefect server and warm process (`processes`, `dask`:
+    the retrain's task runner), or the team stack (`pool`: PostgreSQL, MLflow's server, flows on a pool worker)."""
+
+    def __init__(self, runner: str, home: Path, args: argparse.Namespace) -> None:
+        self.runner, self.home, self.args = runner, home, args
+        self.env = go_offline(dict(os.environ))
+        self.prefix = f"pcscale_{os.getpid()}_{home.name.replace('-', '_')}"
+
+    def __enter__(self) -> Site:
+        if self.runner != "pool":
+            self.server = LocalServer(Paths(root=self.home))
+            self.server.start()
+            return self
+        self.env = {k: v for k, v in self.env.items() if not k.startswith(("PREFECT_", "MLFLOW_TRACKING"))}
+        self.env |= {"PRICECAST_PREFECT_PORT": "0", "PREFECT_HOME": str(self.home / "client-prefect")}
+        up = ["stack", "up", "--state-dir", str(self.home / "stack"), "--pg-url", self.args.pg_url]
+        self.command(*up, "--prefix", self.prefix, "--mlflow-port", "0", "--workers", "1")
+        urls = json.loads((self.home / "stack" / "stack.json").read_text())["urls"]
+        self.env |= {"PREFECT_API_URL": urls["prefect"], "MLFLOW_TRACKING_URI": urls["mlflow"]}
+        self.env["PRICECAST_STORE"] = urls["store"]
+        self.command("deploy", "--task-runner", "processes", "--max-workers", str(self.args.workers))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.runner != "pool":
+            self.server.stop()
+        else:
+            self.command("stack", "down", "--state-dir", str(self.home / "stack"))
+
+    def server_pids(self) -> set[int]:
+        """The long-lived processes the commands hand their work to (each leads a process group)."""
+        if self.runner == "pool":
+            files = (self.home / "stack" / "pids").glob("*.pid")
+        else:
+            files = [self.server.pid_file, self.server.warm_pid]
+        return {int(f.read_text().split()[0]) for f in files if f.exists()}
+
+    def command(self, *args: str) -> None:
+        """One real command against the home; its output is shown only when it fails."""
+        done = subprocess.run(
+            [sys.executable, "-m", "pricecast.cli", *args, "--home", str(self.home)],
+            capture_output=True,
+            text=True,
+            env=self.env,
+        )
+        if done.returncode != 0:
+            out = (done.stdout + done.stderr)[-4000:]
+            sys.exit(f"pricecast {' '.join(args[:2])} failed ({done.returncode}):\n{out}")
+
+    def step(self, step: str, files: list[Path]) -> None:
+        runner = ["--task-runner", self.runner, "--max-workers", str(self.args.workers)]
+        if step == "ingest":
+            self.command("add", *map(str, files))
+            self.command("store", "merge")
+        elif step == "retrain" and self.runner == "pool":
+            self.command("trigger", "retrain", "--wait", "--no-after-retrain")
+        elif step == "retrain":
+            self.command("retrain", "--no-after-retrain", *runner)
+        elif step == "backtest":
+            for path in files:
+                folds = ["--folds", str(self.args.folds), "--task-runner", "threads"]
+                self.command("backtest", "--data", str(path), "--ticker", path.stem, *folds)
+        elif step == "forecast":
+            self.command(*(["trigger", "forecast", "--wait"] if self.runner == "pool" else ["forecast"]))
+
+    def sizes(self) -> dict[str, float]:
+        """MB of MLflow's database and artifacts, Prefect's database and the price store."""
+        if self.runner != "pool":
+            return {
+                "mlflow_db_mb": size_mb(self.home / "mlruns" / "mlflow.db"),
+                "mlflow_artifacts_mb": size_mb(self.home / "mlruns" / "artifacts"),
+                "prefect_db_mb": size_mb(self.home / "prefect" / "prefect.db"),
+                "store_mb": size_mb(self.home / "data" / "prices"),
+            }
+        import psycopg
+
+        with psycopg.connect(self.args.pg_url) as conn:
+            size = {
+                role: conn.execute("SELECT pg_database_size(%s)", [f"{self.prefix}_{role}"]).fetchone()[0] / 2**20
+                for role in ("prefect", "mlflow", "store")
+            }
+        return {
+            "mlflow_db_mb": size["mlflow"],
+            "mlflow_artifacts_mb": size_mb(self.home / "stack" / "artifacts"),
+            "prefect_db_mb": size["prefect"],
+            "store_mb": size["store"],
+        }
+
+    def drop(self) -> None:
+        """The pool's databases, once measured."""
+        if self.runner == "pool":
+            import psycopg
+            from psycopg import sql
+
+            with psycopg.connect(self.args.pg_url, autocommit=True) as conn:
+                for role in ("prefect", "mlflow", "mlflow_auth", "store"):
+                    name = sql.Identifier(f"{self.prefix}_{role}")
+                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
 
 
 def size_mb(path: Path) -> float:
@@ -175,23 +269,13 @@ def size_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in files if f.is_file()) / 2**20
 
 
-def run_step(step: str, home: Path, files: list[Path], server: LocalServer, args: argparse.Namespace) -> dict:
-    runner = ["--task-runner", args.runner, "--max-workers", str(args.workers)]
-    server_pids = {pid for pid in (server.warm(), _server_pid(server)) if pid}
+def run_step(site: Site, step: str, files: list[Path]) -> dict:
+    """One step, timed: wall, CPU of the commands and of the site's long-lived processes, peak RSS."""
+    server_pids = site.server_pids()
     children, served = resource.getrusage(resource.RUSAGE_CHILDREN), server_cpu(server_pids)
     start = time.perf_counter()
     with Sampler(server_pids) as sampler:
-        if step == "ingest":
-            pricecast("add", *map(str, files), home=home)
-            pricecast("store", "merge", home=home)
-        elif step == "retrain":
-            pricecast("retrain", "--no-after-retrain", *runner, home=home)
-        elif step == "backtest":
-            for path in files:
-                folds = ["--folds", str(args.folds), "--task-runner", "threads"]
-                pricecast("backtest", "--data", str(path), "--ticker", path.stem, *folds, home=home)
-        elif step == "forecast":
-            pricecast("forecast", home=home)
+        site.step(step, files)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime) + (server_cpu(server_pids) - served)
@@ -203,38 +287,24 @@ def run_step(step: str, home: Path, files: list[Path], server: LocalServer, args
     }
 
 
-def _server_pid(server: LocalServer) -> int | None:
-    try:
-        return int(server.pid_file.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def one_n(n: int, args: argparse.Namespace, work: Path) -> list[dict]:
-    home = work / f"{args.runner}-{n}"
     files = write_tickers(work / f"tickers-{n}", n, args.days, args.seed)
-    server = LocalServer(Paths(root=home))
-    server.start()
-    rows = []
+    rows, site = [], Site(args.runner, work / f"{args.runner}-{n}", args)
     try:
-        for step in args.steps:
-            row = {"runner": args.runner, "n": n, "step": step, **run_step(step, home, files, server, args)}
-            row["tickers_per_min"] = n / row["wall_s"] * 60
-            rows.append(row)
-            print(
-                f"{args.runner} N={n} {step}: {row['wall_s']:.0f} s, {row['tickers_per_min']:.1f} tickers/min, "
-                f"CPU {row['cpu_s']:.0f} s, peak RSS {row['peak_rss_mb']:.0f} MiB (all processes "
-                f"{row['peak_all_mb']:.0f} MiB)",
-                flush=True,
-            )
+        with site:
+            for step in args.steps:
+                row = {"runner": args.runner, "n": n, "step": step, **run_step(site, step, files)}
+                row["tickers_per_min"] = n / row["wall_s"] * 60
+                rows.append(row)
+                print(
+                    f"{args.runner} N={n} {step}: {row['wall_s']:.0f} s, {row['tickers_per_min']:.1f} tickers/min, "
+                    f"CPU {row['cpu_s']:.0f} s, peak RSS {row['peak_rss_mb']:.0f} MiB (all processes "
+                    f"{row['peak_all_mb']:.0f} MiB)",
+                    flush=True,
+                )
+            sizes = site.sizes()
     finally:
-        server.stop()
-    sizes = {
-        "mlflow_db_mb": size_mb(home / "mlruns" / "mlflow.db"),
-        "mlflow_artifacts_mb": size_mb(home / "mlruns" / "artifacts"),
-        "prefect_db_mb": size_mb(home / "prefect" / "prefect.db"),
-        "store_mb": size_mb(home / "data" / "prices"),
-    }
+        site.drop()
     print(f"{args.runner} N={n} sizes: " + ", ".join(f"{k} {v:.1f}" for k, v in sizes.items()), flush=True)
     return [row | sizes for row in rows]
 
@@ -319,11 +389,12 @@ def plot(table: pd.DataFrame, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickers", default="10,100,1000", help="comma-separated N")
-    parser.add_argument("--runners", default="processes,dask", help="task runners of the retrain")
+    parser.add_argument("--runners", default="processes,dask,pool", help="processes, dask (task runners), pool")
     parser.add_argument("--steps", default=",".join(STEPS))
     parser.add_argument("--days", type=int, default=500, help="trading days per synthetic ticker")
     parser.add_argument("--folds", type=int, default=4, help="backtest folds (of 16 days)")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="task-runner workers of the retrain")
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres", help="pool: PostgreSQL")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "results" / "scale.png")
