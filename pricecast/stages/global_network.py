@@ -17,9 +17,10 @@ standard deviation over the pooled training windows) and the target divided by i
 statistics of the model, not of a ticker.
 
 Training is `stages.model.fit_model` with the config's network and training groups (units, epochs,
-batch size, learning rate, seed): the pooled windows go in date order (the validation share is the
-latest windows of all series, as a single series' fit keeps its latest), and the fit shuffles the
-training windows with the seed.
+batch size, learning rate, seed). The pooled windows go in order of how far through its own series
+each one is, so the validation share `fit_model` keeps from the end is about the latest tenth of
+every series (as a single series' fit keeps its latest tenth), not years of whichever series ends
+last; the fit shuffles the training windows with the seed.
 """
 
 from __future__ import annotations
@@ -112,14 +113,15 @@ class GlobalNetworkForecaster:
             )
 
     def training_set(self, frames: Mapping[str, pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
-        """Every window of every series, volatility-scaled, with its target, in date order (ties: mapping order).
+        """Every window of every series, volatility-scaled, with its target, ordered by how far through its series
+        each window is (ties: mapping order): the last tenth of the result is about the last tenth of each series.
 
         Raises:
             FeatureError: no series, or a series (named) invalid or with fewer than `lookback + 1` rows.
         """
         if not frames:
             raise FeatureError("A global network needs at least one training series: none given")
-        xs, ys, dates = [], [], []
+        xs, ys, progress = [], [], []
         for ticker, frame in frames.items():
             check_frame(frame, self.spec, f"training frame of {ticker}")
             if len(frame) < self.spec.lookback + 1:
@@ -131,8 +133,8 @@ class GlobalNetworkForecaster:
             x, volatility = scaled_windows(frame, self.spec, positions)
             xs.append(x)
             ys.append(log_returns(frame, self.spec, positions) / volatility)
-            dates.append(pd.to_datetime(frame["date"]).to_numpy()[positions])
-        order = np.argsort(np.concatenate(dates), kind="stable")
+            progress.append((np.arange(positions.size) + 1) / positions.size)
+        order = np.argsort(np.concatenate(progress), kind="stable")
         return np.concatenate(xs)[order], np.concatenate(ys)[order]
 
     def fit(self, frames: Mapping[str, pd.DataFrame]) -> GlobalNetworkForecaster:
