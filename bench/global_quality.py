@@ -94,6 +94,35 @@ def global_forecasts(frames, folds, seed: int, args) -> tuple[pd.DataFrame, list
     return pd.concat(rows, ignore_index=True), timing
 
 
+def unseen_forecasts(frames, folds, seed: int, args) -> pd.DataFrame:
+    """Forecasts of each series' fold days by a global network trained on the other series only (rows before the
+    cut): what serving a ticker the network never saw would give. One fit per (series, cut), cached."""
+    lookback = config(seed).window.lookback
+    rows = []
+    for cut, pairs in cuts(frames, folds).items():
+        for ticker, fold in pairs:
+            path = OUT / "forecasts" / f"unseen-{ticker}-{cut:%Y-%m-%d}-s{seed}-{args.folds}x{args.fold_days}.csv"
+            if not path.exists():
+                others = before({t: f for t, f in frames.items() if t != ticker}, cut, lookback + 1)
+                start = time.perf_counter()
+                model = GlobalNetworkForecaster(config(seed)).fit(others)
+                frame = frames[ticker]
+                predicted = model.predict_rows(frame.iloc[: fold.stop], np.arange(fold.start, fold.stop))
+                dates = frame["date"].iloc[fold.start : fold.stop].to_numpy()
+                found = pd.DataFrame({"ticker": ticker, "fold": fold.number, "date": dates, "unseen": predicted})
+                path.parent.mkdir(parents=True, exist_ok=True)
+                found.to_csv(path, index=False)
+                print(f"unseen {ticker} seed {seed} cut {cut:%Y-%m-%d}: {time.perf_counter() - start:.1f}s", flush=True)
+            rows.append(pd.read_csv(path, parse_dates=["date"]))
+    return pd.concat(rows, ignore_index=True)
+
+
+def same_days(a: pd.Series, b: pd.Series) -> bool:
+    """The same dates in the same order (whatever the datetime unit each was read with)."""
+    a, b = (pd.to_datetime(v).to_numpy().astype("datetime64[ns]") for v in (a, b))
+    return a.shape == b.shape and bool((a == b).all())
+
+
 def per_ticker(ticker: str, frame: pd.DataFrame, seed: int, args) -> pd.DataFrame:
     """The default per-ticker network's walk-forward forecasts (bench/quality.py's cache format)."""
     name = f"{ticker}-return-s{seed}-{args.folds}x{args.fold_days}.csv"
@@ -102,7 +131,7 @@ def per_ticker(ticker: str, frame: pd.DataFrame, seed: int, args) -> pd.DataFram
     for folder in (RESULTS / "ranges" / "forecasts", OUT / "forecasts"):
         if (folder / name).exists():
             cached = pd.read_csv(folder / name, parse_dates=["date"])
-            if cached["date"].equals(pd.to_datetime(days)):
+            if same_days(cached["date"], days):
                 return cached
             print(f"{folder / name}: other days than these folds, not used", flush=True)
     start = time.perf_counter()
@@ -146,6 +175,9 @@ def main() -> None:
     parser.add_argument("--fold-days", type=int, default=16)
     parser.add_argument("--tickers", default=",".join((*EMBEDDED, "TATA")))
     parser.add_argument("--data-dir", type=Path, default=RESULTS.parents[2] / "shared" / "data")
+    parser.add_argument(
+        "--unseen-seeds", type=int, default=0, help="seeds (from 0) of the networks that never saw the series scored"
+    )
     parser.add_argument("--results", type=Path, default=RESULTS / "global", help="folder of the cache and the report")
     args = parser.parse_args()
     OUT = args.results
@@ -157,25 +189,32 @@ def main() -> None:
     for seed in range(args.seeds):
         found, fitted = global_forecasts(frames, folds, seed, args)
         timing += fitted
+        unseen = unseen_forecasts(frames, folds, seed, args) if seed < args.unseen_seeds else None
         for ticker, frame in frames.items():
             table = per_ticker(ticker, frame, seed, args).rename(columns={"model": "network"})
             mine = found[found["ticker"] == ticker].sort_values("date").reset_index(drop=True)
-            assert pd.to_datetime(table["date"]).equals(pd.to_datetime(mine["date"])), ticker
+            assert same_days(table["date"], mine["date"]), ticker
             table["global"] = mine["global"].to_numpy()
+            models = ["network", "global"]
+            if unseen is not None:
+                theirs = unseen[unseen["ticker"] == ticker].sort_values("date").reset_index(drop=True)
+                assert same_days(table["date"], theirs["date"]), ticker
+                table["unseen"] = theirs["unseen"].to_numpy()
+                models.append("unseen")
             scores = score(table)
-            dm = diebold_mariano(table["global"] - table["actual"], table["network"] - table["actual"])
-            for model in ("network", "global"):
+            for model in models:
+                dm = diebold_mariano(table[model] - table["actual"], table["network"] - table["actual"])
                 quality.append(
                     {
                         "ticker": ticker,
                         "seed": seed,
                         "model": model,
                         **scores.loc[model].to_dict(),
-                        "dm_global_vs_network_p": dm.pvalue,
-                        "dm_global_vs_network_stat": dm.statistic,
+                        "dm_vs_network_p": dm.pvalue,
+                        "dm_vs_network_stat": dm.statistic,
                     }
                 )
-            info = table[["fold", "date", "actual", "naive_scale", "network", "global", "last_price"]]
+            info = table[["fold", "date", "actual", "naive_scale", *models, "last_price"]]
             r = walk_forward_ranges(frame, info, ("aci",)).reset_index()
             ranges.append(r.assign(ticker=ticker, seed=seed))
     for seed in range(args.seeds):

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-NAMES = {"network": "per-ticker network", "global": "global network", "last_price": "last price"}
+NAMES = {
+    "network": "per-ticker network",
+    "global": "global network",
+    "unseen": "global, never saw the series",
+    "last_price": "last price",
+}
 
 
 def spread(values: pd.Series, fmt: str) -> str:
@@ -18,11 +23,11 @@ def spread(values: pd.Series, fmt: str) -> str:
 def point_table(quality: pd.DataFrame) -> list[str]:
     lines = [
         "| series | model | MAE | skill vs naive | skill vs last price | DM p vs naive | DM p vs last price "
-        "| DM p global vs per-ticker |",
+        "| DM p vs per-ticker |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for (ticker, model), g in quality.groupby(["ticker", "model"], sort=False):
-        versus = f"{np.median(g['dm_global_vs_network_p']):.3f}" if model == "global" else ""
+        versus = f"{np.median(g['dm_vs_network_p']):.3f}" if model != "network" else ""
         lines.append(
             f"| {ticker} | {NAMES[model]} | {spread(g['mae'], '{:.4g}')} | {spread(g['skill'], '{:+.3f}')} "
             f"| {spread(g['skill_last_price'], '{:+.3f}')} | {np.median(g['dm_naive_p']):.3f} "
@@ -34,21 +39,17 @@ def point_table(quality: pd.DataFrame) -> list[str]:
 def verdict(quality: pd.DataFrame) -> list[str]:
     med = quality.groupby(["model", "ticker"], sort=False)[["mae", "skill", "skill_last_price"]].median()
     stat = quality[quality["model"] == "global"].groupby("ticker", sort=False)[
-        ["dm_global_vs_network_stat", "dm_global_vs_network_p"]
+        ["dm_vs_network_stat", "dm_vs_network_p"]
     ]
     tickers = list(dict.fromkeys(quality["ticker"]))
     wins = [t for t in tickers if med.loc[("global", t), "mae"] < med.loc[("network", t), "mae"]]
     seeds = quality.pivot_table(index=["ticker", "seed"], columns="model", values="mae")
     seed_wins = int((seeds["global"] < seeds["network"]).sum())
     p = stat.median()
-    better = [
-        t for t in tickers if p.loc[t, "dm_global_vs_network_p"] < 0.05 and p.loc[t, "dm_global_vs_network_stat"] < 0
-    ]
-    worse = [
-        t for t in tickers if p.loc[t, "dm_global_vs_network_p"] < 0.05 and p.loc[t, "dm_global_vs_network_stat"] > 0
-    ]
+    better = [t for t in tickers if p.loc[t, "dm_vs_network_p"] < 0.05 and p.loc[t, "dm_vs_network_stat"] < 0]
+    worse = [t for t in tickers if p.loc[t, "dm_vs_network_p"] < 0.05 and p.loc[t, "dm_vs_network_stat"] > 0]
     lines = ["", "| model | median skill vs naive | median skill vs last price |", "| --- | ---: | ---: |"]
-    for model in ("network", "global"):
+    for model in [m for m in ("network", "global", "unseen") if m in med.index.get_level_values("model")]:
         m = med.loc[model]
         lines.append(f"| {NAMES[model]} | {m['skill'].median():+.4f} | {m['skill_last_price'].median():+.4f} |")
     diff = med.loc["global", "skill_last_price"].median() - med.loc["network", "skill_last_price"].median()
@@ -63,6 +64,19 @@ def verdict(quality: pd.DataFrame) -> list[str]:
         "",
         f"**Verdict:** {call(len(wins), len(tickers), better, worse, diff)}",
     ]
+    if "unseen" in med.index.get_level_values("model"):
+        unseen = quality[quality["model"] == "unseen"]
+        p = unseen.groupby("ticker", sort=False)[["dm_vs_network_stat", "dm_vs_network_p"]].median()
+        won = [t for t in p.index if med.loc[("unseen", t), "mae"] < med.loc[("network", t), "mae"]]
+        lost = [t for t in p.index if p.loc[t, "dm_vs_network_p"] < 0.05 and p.loc[t, "dm_vs_network_stat"] > 0]
+        gained = [t for t in p.index if p.loc[t, "dm_vs_network_p"] < 0.05 and p.loc[t, "dm_vs_network_stat"] < 0]
+        lines += [
+            "",
+            f"A global network that never saw the series scored (trained on the others, seeds "
+            f"{', '.join(map(str, sorted(unseen['seed'].unique())))}) has a lower MAE than that series' own network "
+            f"on {len(won)} of {len(p)} series ({', '.join(won) or 'none'}); significantly better (DM p < 0.05) on "
+            f"{', '.join(gained) or 'none'}, significantly worse on {', '.join(lost) or 'none'}.",
+        ]
     return lines
 
 
