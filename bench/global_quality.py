@@ -232,6 +232,7 @@ def main() -> None:
         ).drop_duplicates(["what", "seed", "cut"], keep="last")
         timing.to_csv(old, index=False)
     command = f"python bench/global_quality.py --seeds {args.seeds} --folds {args.folds} --fold-days {args.fold_days}"
+    command += f" --unseen-seeds {args.unseen_seeds}" if args.unseen_seeds else ""
     text = report(
         quality,
         ranges,

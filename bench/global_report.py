@@ -36,62 +36,65 @@ def point_table(quality: pd.DataFrame) -> list[str]:
     return lines
 
 
+def significant(p: pd.DataFrame, tickers: list[str], level: float) -> tuple[list[str], list[str]]:
+    """Series where the model is significantly better / worse than per-ticker (median p over seeds below `level`)."""
+    hit = [t for t in tickers if p.loc[t, "dm_vs_network_p"] < level]
+    return [t for t in hit if p.loc[t, "dm_vs_network_stat"] < 0], [
+        t for t in hit if p.loc[t, "dm_vs_network_stat"] > 0
+    ]
+
+
 def verdict(quality: pd.DataFrame) -> list[str]:
     med = quality.groupby(["model", "ticker"], sort=False)[["mae", "skill", "skill_last_price"]].median()
-    stat = quality[quality["model"] == "global"].groupby("ticker", sort=False)[
-        ["dm_vs_network_stat", "dm_vs_network_p"]
-    ]
     tickers = list(dict.fromkeys(quality["ticker"]))
-    wins = [t for t in tickers if med.loc[("global", t), "mae"] < med.loc[("network", t), "mae"]]
-    seeds = quality.pivot_table(index=["ticker", "seed"], columns="model", values="mae")
-    seed_wins = int((seeds["global"] < seeds["network"]).sum())
-    p = stat.median()
-    better = [t for t in tickers if p.loc[t, "dm_vs_network_p"] < 0.05 and p.loc[t, "dm_vs_network_stat"] < 0]
-    worse = [t for t in tickers if p.loc[t, "dm_vs_network_p"] < 0.05 and p.loc[t, "dm_vs_network_stat"] > 0]
-    lines = ["", "| model | median skill vs naive | median skill vs last price |", "| --- | ---: | ---: |"]
+    corrected = 0.05 / len(tickers)  # Bonferroni over the series: one p below 0.05 in six tests is no evidence
+    lines = [
+        "",
+        "| model | median skill vs naive | median skill vs last price | series beating the last price |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for model in [m for m in ("network", "global", "unseen") if m in med.index.get_level_values("model")]:
         m = med.loc[model]
-        lines.append(f"| {NAMES[model]} | {m['skill'].median():+.4f} | {m['skill_last_price'].median():+.4f} |")
-    diff = med.loc["global", "skill_last_price"].median() - med.loc["network", "skill_last_price"].median()
-    lines += [
-        "",
-        "Medians over seeds per series, then over the series.",
-        "",
-        f"Global beats per-ticker on MAE (median over seeds) on {len(wins)} of {len(tickers)} series "
-        f"({', '.join(wins) or 'none'}), and in {seed_wins} of {len(seeds)} (series, seed) pairs. "
-        f"Diebold-Mariano on absolute errors, global against per-ticker (median p over seeds below 0.05): "
-        f"global better on {', '.join(better) or 'no series'}, worse on {', '.join(worse) or 'no series'}.",
-        "",
-        f"**Verdict:** {call(len(wins), len(tickers), better, worse, diff)}",
-    ]
-    if "unseen" in med.index.get_level_values("model"):
-        unseen = quality[quality["model"] == "unseen"]
-        p = unseen.groupby("ticker", sort=False)[["dm_vs_network_stat", "dm_vs_network_p"]].median()
-        won = [t for t in p.index if med.loc[("unseen", t), "mae"] < med.loc[("network", t), "mae"]]
-        lost = [t for t in p.index if p.loc[t, "dm_vs_network_p"] < 0.05 and p.loc[t, "dm_vs_network_stat"] > 0]
-        gained = [t for t in p.index if p.loc[t, "dm_vs_network_p"] < 0.05 and p.loc[t, "dm_vs_network_stat"] < 0]
+        lines.append(
+            f"| {NAMES[model]} | {m['skill'].median():+.4f} | {m['skill_last_price'].median():+.4f} "
+            f"| {int((m['skill_last_price'] > 0).sum())} of {len(m)} |"
+        )
+    lines += ["", "Medians over seeds per series, then over the series."]
+    for model in [m for m in ("global", "unseen") if m in med.index.get_level_values("model")]:
+        mine = quality[quality["model"] == model]
+        p = mine.groupby("ticker", sort=False)[["dm_vs_network_stat", "dm_vs_network_p"]].median()
+        wins = [t for t in tickers if med.loc[(model, t), "mae"] < med.loc[("network", t), "mae"]]
+        pairs = mine.set_index(["ticker", "seed"])["mae"]
+        own = quality[quality["model"] == "network"].set_index(["ticker", "seed"])["mae"].reindex(pairs.index)
+        raw_better, raw_worse = significant(p, tickers, 0.05)
+        better, worse = significant(p, tickers, corrected)
+        diff = med.loc[model, "skill_last_price"].median() - med.loc["network", "skill_last_price"].median()
+        seeds = ", ".join(map(str, sorted(mine["seed"].unique())))
         lines += [
             "",
-            f"A global network that never saw the series scored (trained on the others, seeds "
-            f"{', '.join(map(str, sorted(unseen['seed'].unique())))}) has a lower MAE than that series' own network "
-            f"on {len(won)} of {len(p)} series ({', '.join(won) or 'none'}); significantly better (DM p < 0.05) on "
-            f"{', '.join(gained) or 'none'}, significantly worse on {', '.join(lost) or 'none'}.",
+            f"**{NAMES[model]}** (seeds {seeds}) against the per-ticker network: lower MAE (median over seeds) on "
+            f"{len(wins)} of {len(tickers)} series ({', '.join(wins) or 'none'}), in {int((pairs < own).sum())} of "
+            f"{len(pairs)} (series, seed) pairs; median skill vs last price {diff:+.4f} from the per-ticker one's. "
+            f"Diebold-Mariano on absolute errors (median p over seeds): below 0.05 better on "
+            f"{', '.join(raw_better) or 'no series'}, worse on {', '.join(raw_worse) or 'no series'}; below "
+            f"{corrected:.4f} (0.05 over {len(tickers)} series) better on {', '.join(better) or 'no series'}, "
+            f"worse on {', '.join(worse) or 'no series'}.",
+            "",
+            f"Verdict: {call(len(wins), len(tickers), better, worse)}",
         ]
     return lines
 
 
-def call(wins: int, n: int, better: list[str], worse: list[str], diff: float) -> str:
-    direction = "higher" if diff > 0 else "lower"
+def call(wins: int, n: int, better: list[str], worse: list[str]) -> str:
     if not better and not worse:
         return (
-            f"no significant difference on any series: the global network is the same as the per-ticker "
-            f"networks within the noise (its median skill vs last price is {abs(diff):.4f} {direction}, "
-            f"MAE lower on {wins} of {n} series)."
+            f"the same as the per-ticker networks within the noise: no series differs significantly after "
+            f"correcting for {n} tests, though its MAE is lower on {wins} of {n}."
         )
     if better and not worse:
-        return f"the global network is better (significantly on {', '.join(better)}; MAE lower on {wins} of {n})."
+        return f"better (significantly on {', '.join(better)}; MAE lower on {wins} of {n})."
     if worse and not better:
-        return f"the global network is worse (significantly on {', '.join(worse)}; MAE lower on {wins} of {n})."
+        return f"worse (significantly on {', '.join(worse)}; MAE lower on {wins} of {n})."
     return f"mixed: better on {', '.join(better)}, worse on {', '.join(worse)}."
 
 
@@ -114,7 +117,10 @@ def range_table(ranges: pd.DataFrame) -> list[str]:
             f"| {r['interval_score_80']:.4g} | {r['interval_score_95']:.4g} | {r['dm_interval_const_p']:.3f} |"
         )
     by_model = med.groupby(level="model", sort=False)
-    lines += ["", "| model | median coverage 80 | median coverage 95 | series where its IS 80 is lowest of the three |"]
+    lines += [
+        "",
+        "| model | median coverage 80 | median coverage 95 | series where its IS 80 is the lowest of these models |",
+    ]
     lines.append("| --- | ---: | ---: | ---: |")
     best = med["interval_score_80"].unstack("model").idxmin(axis=1).value_counts()
     for model, g in by_model:
@@ -137,12 +143,19 @@ def timing_lines(timing: pd.DataFrame) -> list[str]:
         latest = glob[glob["cut"] == glob["cut"].max()]
         us = glob[glob["cut"] < "2014"]
         us_last = us[us["cut"] == us["cut"].max()] if not us.empty else latest
+        per_seed = glob.groupby("seed")["seconds"].agg(["sum", "count"])
+        whole = per_seed[per_seed["count"] == glob["cut"].nunique()]["sum"]
         lines.append(
             f"- one global fit: median {glob['seconds'].median():.1f} s over {len(glob)} fits "
             f"({glob['windows'].min()}–{glob['windows'].max()} windows); at the last US cut ({us_last['cut'].iloc[0]}, "
             f"{int(us_last['windows'].iloc[0])} windows) {us_last['seconds'].median():.1f} s, at the last TATA cut "
-            f"({latest['cut'].iloc[0]}) {latest['seconds'].median():.1f} s (medians over seeds); "
-            f"all global fits of the walk-forward: {glob['seconds'].sum() / 60:.1f} min"
+            f"({latest['cut'].iloc[0]}, {int(latest['windows'].iloc[0])} windows) {latest['seconds'].median():.1f} s "
+            f"(medians over seeds)"
+            + (
+                f"; a seed's {glob['cut'].nunique()} global fits of the walk-forward: {whole.median() / 60:.1f} min"
+                if len(whole)
+                else ""
+            )
         )
     if not per.empty:
         sums = per.groupby("seed")["seconds"].sum()
