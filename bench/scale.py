@@ -1,7 +1,7 @@
 """How each nightly step grows with the number of tickers: a measured scale curve and its exponents.
 
 Usage: python bench/scale.py [--tickers 10,100,1000] [--runners processes,dask,pool] [--days 500]
-                             [--steps ingest,retrain,backtest,forecast] [--folds 4] [--workers 2]
+                             [--steps ingest,retrain,global,backtest,forecast] [--folds 4] [--workers 2]
 
 For each runner and N, a fresh home and N
 **synthetic** tickers: the embedded real series' daily bars (each day's open, high, low and close
@@ -15,6 +15,8 @@ commands a user runs, timed:
 - ingest: `pricecast add` of the N files, then `pricecast store merge`;
 - retrain: `pricecast retrain` of all N (per-ticker networks; the first night, so every challenger
   is judged against the naive forecast only) on the task runner;
+- global: the global network (`pricecast.stages.global_network`, the default config) trained once on every
+  ticker's windows, in a process of its own: what a global retrain costs beside the per-ticker one;
 - backtest: `pricecast backtest` of the default network and the baselines on each ticker;
 - forecast: `pricecast forecast` of all N.
 
@@ -50,7 +52,7 @@ from pricecast.process import go_offline
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "scale"
 EMBEDDED = ("GOOG", "IBM", "MSFT", "AAPL", "FB")
-STEPS = ("ingest", "retrain", "backtest", "forecast")
+STEPS = ("ingest", "retrain", "global", "backtest", "forecast")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -226,6 +228,11 @@ class Site:
             for path in files:
                 folds = ["--folds", str(self.args.folds), "--task-runner", "threads"]
                 self.command("backtest", "--data", str(path), "--ticker", path.stem, *folds)
+        elif step == "global":  # one network on every ticker's windows, in a process of its own
+            script = [sys.executable, __file__, "--fit-global", str(files[0].parent)]
+            done = subprocess.run(script, capture_output=True, text=True, env=self.env)
+            if done.returncode != 0:
+                sys.exit(f"the global fit failed:\n{(done.stdout + done.stderr)[-4000:]}")
         elif step == "forecast":
             self.command(*(["trigger", "forecast", "--wait"] if self.runner == "pool" else ["forecast"]))
 
@@ -386,7 +393,23 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+def fit_global(folder: Path, holdout_days: int = 16) -> None:
+    """Train the global network (the default config's) on every ticker's rows but its last `holdout_days`, as
+    a per-ticker training holds them out; print its windows and fit time."""
+    from pricecast.config import Config
+    from pricecast.prices.parse import read_prices
+    from pricecast.stages.global_network import GlobalNetworkForecaster
+
+    frames = {
+        path.stem: next(iter(read_prices(path).values())).iloc[:-holdout_days] for path in sorted(folder.glob("*.csv"))
+    }
+    model = GlobalNetworkForecaster(Config()).fit(frames)
+    print(f"{len(frames)} tickers, {model.windows} windows, fit {model.seconds:.1f} s")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--fit-global"]:
+        return fit_global(Path(sys.argv[2]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickers", default="10,100,1000", help="comma-separated N")
     parser.add_argument("--runners", default="processes,dask,pool", help="processes, dask (task runners), pool")
