@@ -360,7 +360,7 @@ def markdown(table: pd.DataFrame, slopes: pd.DataFrame, days: int) -> str:
             f"| {r.runner} | {r.step} | {r.n} | {r.wall_s:.0f} s | {r.tickers_per_min:.1f} | {r.cpu_s:.0f} s | "
             f"{r.peak_rss_mb:.0f} MiB | {r.peak_all_mb:.0f} MiB |"
         )
-    sizes = table.groupby(["runner", "n"]).first().reset_index()
+    sizes = table.groupby(["runner", "n"]).max(numeric_only=True).reset_index()  # after its last step
     lines += ["", "| runner | N | MLflow database | MLflow artifacts | Prefect database | price store |"]
     lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in sizes.itertuples():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
-from matplotlib.figure import Figure
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
@@ -24,7 +24,8 @@ from tasks.tracking import publish_forecast
 
 @dataclass(frozen=True)
 class Forecast:
-    """One ticker's forecasts, the version that made them, and their error where the days have passed."""
+    """One ticker's forecasts, the version that made them, their error where the days have passed, and where its
+    fan chart was written (when asked). No figure: a forecast of every ticker would hold one per ticker."""
 
     ticker: str
     model: str
@@ -32,13 +33,15 @@ class Forecast:
     scores: dict[str, float]
     run_id: str
     path: str
-    figure: Figure
+    plot: Path | None
 
 
 @flow(name="forecast-ticker", flow_run_name="forecast-{ticker}")
-def forecast_ticker(config: Config, ticker: str, start: date | None = None, end: date | None = None) -> Forecast:
+def forecast_ticker(
+    config: Config, ticker: str, start: date | None = None, end: date | None = None, plot: Path | None = None
+) -> Forecast:
     """Forecast one ticker from its champion (else its latest version) unless it loses to a baseline, then from
-    the best baseline; or from the version asked for. Record the forecasts everywhere."""
+    the best baseline; or from the version asked for. Record the forecasts everywhere; the fan chart to `plot`."""
     quiet_expected_errors()
     store, horizon = open_store(config), config.forecast.horizon
     frame = read_ticker_prices(store, ticker)
@@ -58,17 +61,25 @@ def forecast_ticker(config: Config, ticker: str, start: date | None = None, end:
         forecast_runs.log_forecasts(rows, figure, scores)
         path = append_forecasts(store, ticker, rows)
     publish_forecast(ticker, rows, ref)
-    return Forecast(ticker, ref.label, rows, scores, run.info.run_id, path, figure)
+    if plot:
+        figure.savefig(plot, dpi=110)
+    return Forecast(ticker, ref.label, rows, scores, run.info.run_id, path, plot)
 
 
 @flow(name="forecast")
 def forecast(
-    config: Config = Config(), tickers: list[str] | None = None, start: date | None = None, end: date | None = None
+    config: Config = Config(),
+    tickers: list[str] | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    plot: Path | None = None,
 ) -> list[Forecast]:
-    """Forecast the given tickers (default: every ticker in the store); with `start`/`end`, every day of that range."""
+    """Forecast the given tickers (default: every ticker in the store); with `start`/`end`, every day of that range.
+    `plot`: the fan chart's file (`<stem>-<TICKER>.png` each when there are several tickers)."""
     quiet_expected_errors()
     paths = config.paths()
     connect.connect(config.tracking, paths)
     chosen = [t.upper() for t in tickers or open_store(config).tickers()]
-    states = {t: forecast_ticker(config, t, start, end, return_state=True) for t in chosen}
+    plots = {t: plot if len(chosen) == 1 else plot.with_stem(f"{plot.stem}-{t}") for t in chosen} if plot else {}
+    states = {t: forecast_ticker(config, t, start, end, plots.get(t), return_state=True) for t in chosen}
     return results(states, "forecast")

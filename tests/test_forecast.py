@@ -138,8 +138,11 @@ def test_forecast_flow_writes_the_csv_the_mlflow_run_and_the_prefect_table(train
     [fallback] = forecast(config, ["TATA"])  # a losing champion is not served either
     assert "fallback" in fallback.model
     asked = config.model_copy(update={"forecast": ForecastConfig(horizon=3, version=trained["record"].version)})
-    [second] = forecast(asked, ["TATA"])  # asked for by number: served, with its skill named
+    fan = config.paths().root / "fan.png"
+    [second] = forecast(asked, ["TATA"], plot=fan)  # asked for by number: served, with its skill named
     assert "asked for" in second.model and "does NOT beat" in second.model and "skill_last_price" in second.model
+    assert second.plot == fan and fan.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the fan chart, written
+    assert first.plot is None
 
     saved = pd.read_csv(config.paths().forecasts / "TATA.csv", dtype={"version": str}).iloc[3:].reset_index(drop=True)
     last_day = trained["store"]["date"].iloc[-1]

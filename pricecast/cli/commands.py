@@ -100,7 +100,7 @@ def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
     from flows.forecast import forecast
 
     with servers_ready(config):
-        results = forecast(config, tickers, args.start, args.end)
+        results = forecast(config, tickers, args.start, args.end, args.plot)
     for result in results:
         print(f"\n{result.ticker}: forecasts from {result.model} (MLflow run {result.run_id})")
         bounds = [c for c in result.rows.columns if c.startswith(("lower_", "upper_"))]
@@ -115,10 +115,8 @@ def cmd_forecast(config: Config, args: argparse.Namespace) -> int:
                 f"{s['naive_mae']:.4f} (skill {s['skill']:+.3f})"
             )
         print(f"Appended to {result.path}")
-        if args.plot:
-            path = args.plot if len(results) == 1 else args.plot.with_stem(f"{args.plot.stem}-{result.ticker}")
-            result.figure.savefig(path, dpi=110)
-            print(f"Fan chart: {path}")
+        if result.plot:
+            print(f"Fan chart: {result.plot}")
     return 0
 
 

@@ -67,15 +67,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def reconcile_dead_runs() -> list[str]:
+def experiment_ids(client: MlflowClient, page: int = 1000) -> list[str]:
+    """Every experiment's id, page after page (one experiment a ticker: a thousand tickers fill MLflow's first
+    page, and an experiment past it would be missed)."""
+    ids, token = [], None
+    while True:
+        found = client.search_experiments(max_results=page, page_token=token)
+        ids += [e.experiment_id for e in found]
+        if not (token := found.token):
+            return ids
+
+
+def reconcile_dead_runs(page: int = 1000) -> list[str]:
     """Mark KILLED the RUNNING runs started on this host by a process that is gone (say, killed with SIGKILL).
 
     Runs carry `pricecast.host` and `pricecast.pid` tags from the start; the reason goes in the
-    `error` tag. Returns the run ids marked.
+    `error` tag. Returns the run ids marked. `page`: experiments per MLflow request.
     """
     client = MlflowClient()
     host = socket.gethostname()
-    experiments = [e.experiment_id for e in client.search_experiments()]
+    experiments = experiment_ids(client, page)
     if not experiments:
         return []
     found = client.search_runs(
