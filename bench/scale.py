@@ -324,7 +324,8 @@ def kept(path: Path, rows: list[dict]) -> pd.DataFrame:
         earlier = pd.read_csv(path)
         same = earlier.set_index(["runner", "n", "step"]).index.isin(table.set_index(["runner", "n", "step"]).index)
         table = pd.concat([earlier[~same], table], ignore_index=True)
-    table = table.sort_values(["runner", "step", "n"], kind="stable")
+    order = {step: i for i, step in enumerate(STEPS)}
+    table = table.sort_values(["runner", "step", "n"], key=lambda c: c.map(order) if c.name == "step" else c)
     table.to_csv(path, index=False)
     return table
 
