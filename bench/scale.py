@@ -48,6 +48,7 @@ from pricecast.config import Paths
 from pricecast.prefect_server import LocalServer
 from pricecast.prices.sources import load_default
 from pricecast.process import go_offline
+from pricecast.stack.procs import process_table, tree
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "scale"
@@ -95,27 +96,6 @@ def write_tickers(folder: Path, n: int, days: int, seed: int) -> list[Path]:
     return paths
 
 
-def proc_table() -> dict[int, tuple[int, int]]:
-    """Every live process: pid -> (parent pid, process group)."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            table[int(entry.name)] = (int(fields[1]), int(fields[2]))
-    return table
-
-
-def tree(table: dict[int, tuple[int, int]], roots: set[int], groups: set[int]) -> set[int]:
-    """The roots, every process in the groups, and all their descendants."""
-    members = roots | {pid for pid, (_, group) in table.items() if group in groups}
-    while children := {pid for pid, (ppid, _) in table.items() if ppid in members} - members:
-        members |= children
-    return members
-
-
 def status_kb(pid: int, key: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -138,7 +118,7 @@ def cpu_seconds(pid: int) -> float:
 def server_cpu(pids: set[int]) -> float:
     """CPU seconds of the server's processes and every descendant, those gone included (in their parents' cutime,
     or their own times while they wait to be reaped): a command the warm process forked counts where it ran."""
-    return sum(map(cpu_seconds, tree(proc_table(), pids, pids)))
+    return sum(map(cpu_seconds, tree(process_table(zombies=True), pids, pids)))
 
 
 class Sampler:
@@ -151,7 +131,7 @@ class Sampler:
 
     def run(self) -> None:
         while not self.stop.is_set():
-            pids = tree(proc_table(), {os.getpid()}, self.groups) - {os.getpid()}
+            pids = tree(process_table(), {os.getpid()}, self.groups) - {os.getpid()}
             self.peak_one = max([self.peak_one, *(status_kb(p, "VmHWM") for p in pids)])
             self.peak_all = max(self.peak_all, sum(status_kb(p, "VmRSS") for p in pids))
             self.stop.wait(0.2)

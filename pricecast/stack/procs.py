@@ -30,8 +30,8 @@ def start_time(pid: int) -> str | None:
     return None if fields[0] in ("Z", "X") else fields[19]
 
 
-def group_pids(pgid: int) -> list[int]:
-    """Live processes of a service: its process group, and every descendant of those in sessions of their own."""
+def process_table(zombies: bool = False) -> dict[int, tuple[int, int]]:
+    """Every process: pid -> (parent pid, process group); those exited but not yet reaped only with `zombies`."""
     table = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -39,12 +39,23 @@ def group_pids(pgid: int) -> list[int]:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if fields[0] not in ("Z", "X"):
-                table[int(entry.name)] = (int(fields[1]), int(fields[2]))  # ppid, pgid
-    members = {pid for pid, (_, group) in table.items() if group == pgid}
+            if zombies or fields[0] not in ("Z", "X"):
+                table[int(entry.name)] = (int(fields[1]), int(fields[2]))
+    return table
+
+
+def tree(table: Mapping[int, tuple[int, int]], roots: Iterable[int] = (), groups: Iterable[int] = ()) -> set[int]:
+    """The roots, every member of the process groups, and all their descendants (in sessions of their own too)."""
+    groups = set(groups)
+    members = set(roots) | {pid for pid, (_, group) in table.items() if group in groups}
     while children := {pid for pid, (ppid, _) in table.items() if ppid in members} - members:
         members |= children
-    return sorted(members)
+    return members
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live processes of a service: its process group, and every descendant of those in sessions of their own."""
+    return sorted(tree(process_table(), groups=[pgid]))
 
 
 def memory_mb(pids: Iterable[int]) -> float:
