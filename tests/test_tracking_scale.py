@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 
-from pricecast.tracking.runs import experiment_ids, reconcile_dead_runs
+from pricecast.tracking.dead_runs import experiment_ids, reconcile_dead_runs
 
 
 def test_a_dead_run_in_any_experiment_is_found_past_the_first_page(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from pricecast.errors import TrackingError
 from pricecast.interrupts import held_signals
 from pricecast.prices.store import folder_lock
 from pricecast.templates import copy_template
-from pricecast.tracking.runs import reconcile_dead_runs
+from pricecast.tracking.dead_runs import reconcile_dead_runs
 
 #: Stores this process has connected to and reconciled.
 _RECONCILED: set[str] = set()
