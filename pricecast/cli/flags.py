@@ -49,12 +49,7 @@ READS: dict[str, tuple[str, ...]] = {
     "ui": ("tracking.tracking_uri", "tracking.ui_port"),
     "stack": ("schedule.prefect_port",),
     "deploy": ALL,
-    "store": (
-        "data.store",
-        "window.lookback",
-        "promotion.holdout_days",
-        "promotion.folds",
-    ),  # merge: a new ticker's rows
+    "store": ("data.store", "window", "promotion.holdout_days", "promotion.folds"),  # merge: a new ticker's rows
 }
 
 

@@ -1,4 +1,4 @@
-"""Team-mode commands: `stack up|status|down`, `deploy` (deployments on the work pool), `store copy`.
+"""Team-mode commands: `stack up|status|down`, `deploy` (deployments on the work pool), `store copy|merge`.
 
 Every stack setting is a flag with an environment variable beside it; credentials never are flags
 (a flag shows in `ps`): PRICECAST_STACK_USER / PRICECAST_STACK_PASSWORD or an owner-only file.
