@@ -342,7 +342,8 @@ def markdown(table: pd.DataFrame, slopes: pd.DataFrame, days: int) -> str:
             f"{r.peak_rss_mb:.0f} MiB | {r.peak_all_mb:.0f} MiB |"
         )
     sizes = table.groupby(["runner", "n"]).max(numeric_only=True).reset_index()  # after its last step
-    lines += ["", "| runner | N | MLflow database | MLflow artifacts | Prefect database | price store |"]
+    lines += ["", "Sizes after each run (a runner's largest at that N, when its steps ran in several homes):", ""]
+    lines += ["| runner | N | MLflow database | MLflow artifacts | Prefect database | price store |"]
     lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in sizes.itertuples():
         lines.append(
@@ -363,14 +364,18 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
     ax = figure.add_subplot()
+    styles = {"processes": "-", "dask": "--", "pool": "-."}  # colour: the step; line: the runner
     for (runner, step), group in table.groupby(["runner", "step"], sort=False):
-        ax.loglog(group["n"], group["wall_s"], marker="o", label=f"{step} ({runner})")
+        color = f"C{STEPS.index(step)}"
+        ax.loglog(
+            group["n"], group["wall_s"], styles.get(runner, ":"), color=color, marker="o", label=f"{step} ({runner})"
+        )
     n = np.array(sorted(table["n"].unique()))
     ax.loglog(n, table["wall_s"].max() * n / n.max(), "k:", label="linear")
     ax.set(xlabel="tickers (N)", ylabel="wall time (s)", title="Each step's time against the number of tickers")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     figure.savefig(path, dpi=110)
 
 
