@@ -25,7 +25,6 @@ last; the fit shuffles the training windows with the seed.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -43,7 +42,7 @@ from pricecast.stages.features import (
     raw_inputs,
 )
 from pricecast.stages.model import fit_model, predict
-from pricecast.stages.network import _FIT_LOCK, feature_spec
+from pricecast.stages.network import FIT_LOCK, feature_spec
 
 if TYPE_CHECKING:
     import keras
@@ -151,11 +150,9 @@ class GlobalNetworkForecaster:
         rms = float(np.sqrt(np.mean(y**2)))
         self.target_scale = rms if rms > 0 else 1.0
         x = ((x - self.input_mean) / self.input_std).astype("float32")
-        with _FIT_LOCK:
-            start = time.perf_counter()
+        with FIT_LOCK:
             fitted = fit_model(x, (y / self.target_scale).astype("float32"), self.config.model, self.config.training)
-            self.seconds = time.perf_counter() - start
-        self.model, self.history = fitted.model, fitted.history
+        self.model, self.history, self.seconds = fitted.model, fitted.history, fitted.seconds
         self.tickers, self.windows = tuple(frames), len(y)
         return self
 

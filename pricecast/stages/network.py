@@ -22,7 +22,7 @@ from pricecast.stages.model import fit_model, predict
 if TYPE_CHECKING:
     import keras
 
-_FIT_LOCK = threading.Lock()
+FIT_LOCK = threading.Lock()
 
 
 def feature_spec(config: Config) -> FeatureSpec:
@@ -76,7 +76,7 @@ class NetworkForecaster:
         """Fit the scaling and train the network on the training rows only."""
         self.transform = feature_transform(self.config).fit(train)
         x, y = self.transform.training_set(train)
-        with _FIT_LOCK:
+        with FIT_LOCK:
             fitted = fit_model(x.astype("float32"), y.astype("float32"), self.model_config, self.training)
         self.model, self.history = fitted.model, fitted.history
         return self
