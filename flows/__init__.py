@@ -18,6 +18,12 @@ def results(states: dict[str, Any], what: str) -> list[Any]:
     return [state.result() for state in states.values()]
 
 
+def retrained(states: dict[str, Any], tickers: list[str]) -> list[str]:
+    """The tickers whose retrain completed without skipping; every one of them when the global network's did."""
+    done = [t for t, state in states.items() if state.is_completed() and state.result().action != "skipped"]
+    return list(tickers) if "GLOBAL" in done else done
+
+
 class _NoTracebackForExpectedErrors(logging.Filter):
     """Keep the message of a log record about an expected error (bad data, a server down), drop its traceback."""
 

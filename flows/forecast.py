@@ -45,7 +45,7 @@ def forecast_ticker(
     quiet_expected_errors()
     store, horizon = open_store(config), config.forecast.horizon
     frame = read_ticker_prices(store, ticker)
-    ref, model = load_model(ticker, config.forecast.version)
+    ref, model = load_model(ticker, config.forecast.version, config.model.kind)
     if ref.baseline or ref.note:
         get_run_logger().warning("%s: forecasting with %s", ticker, ref.label)
     now = pd.Timestamp.now(tz="UTC")

@@ -6,14 +6,16 @@ from datetime import datetime
 
 from prefect import flow
 
-from flows import quiet_expected_errors, results
+from flows import quiet_expected_errors, results, retrained
 from flows.forecast import forecast
 from flows.monitor import score_forecasts
+from flows.retrain_global import retrain_global
 from flows.retrain_ticker import retrain_one
 from pricecast.config import Config
 from pricecast.prices.stores import open_store
 from pricecast.promote import Decision
 from pricecast.tracking import connect
+from pricecast.tracking.global_runs import GLOBAL
 from tasks.fanout import fan_out
 from tasks.fetch import fetch_bars
 from tasks.monitor import with_forecasts
@@ -38,11 +40,16 @@ def retrain(
     # retrained below). A scoring that fails shows as a failed subflow run; it does not hold the retrain up.
     if scored := with_forecasts(store, {*merged.tickers, *chosen}, paths.forecasts / "served"):
         score_forecasts(config, scored, chosen, return_state=True)
-    # Retrain each ticker on the configured task runner (threads, processes, Dask); one ticker's
-    # failure does not stop the others, but fails the run.
-    states = fan_out(retrain_one, {t: {"config": config, "ticker": t, "force": force} for t in chosen}, config.parallel)
-    # Forecast from the champion of every ticker that got new data.
-    changed = [t for t, state in states.items() if state.is_completed() and state.result().action != "skipped"]
+    # Retrain one global network on every ticker, or each ticker's own on the configured task runner (threads,
+    # processes, Dask): one ticker's failure does not stop the others, but fails the run.
+    if config.model.kind == "global":
+        states = {GLOBAL: retrain_global(config, chosen, force, return_state=True)}
+    else:
+        states = fan_out(
+            retrain_one, {t: {"config": config, "ticker": t, "force": force} for t in chosen}, config.parallel
+        )
+    # Forecast every ticker that got a new model (all of them when the global network did).
+    changed = retrained(states, chosen)
     if config.forecast.after_retrain and changed:
         forecast(config, changed)
     # A source that failed or bars missing for too many sessions fail the run (Prefect's notifications see it).

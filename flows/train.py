@@ -9,6 +9,7 @@ from prefect.runtime import flow_run
 
 from flows import quiet_expected_errors
 from flows.monitor import score_forecasts
+from flows.train_global import train_global
 from pricecast.config import Config
 from pricecast.prices.stores import open_store
 from pricecast.stages.split import date_range
@@ -21,8 +22,11 @@ from tasks.tracking import log_and_register, publish_training
 
 @flow(name="train")
 def train(config: Config = Config()) -> runs.RunRecord:
-    """Train one ticker's forecaster, evaluate it against the naive and last-price forecasts, log and register it."""
+    """Train one ticker's forecaster, evaluate it against the naive and last-price forecasts, log and register it
+    (with `model.kind` global, one network on every ticker in the store: `train_global`)."""
     quiet_expected_errors()
+    if config.model.kind == "global":  # one network on every ticker in the store
+        return train_global(config)
     paths, target, store = config.paths(), config.data.target, open_store(config)
     connect.connect(config.tracking, paths)
     # Ingest: read and validate the prices (a user file, the embedded default, or the price store).

@@ -17,11 +17,11 @@ from pricecast.config_groups import (
     BacktestConfig,
     FeaturesConfig,
     FetchConfig,
-    ModelKind,
     MonitoringConfig,
     ParallelConfig,
     RangeMethod,
     ScheduleConfig,
+    TrainKind,
     TuneConfig,
 )
 from pricecast.urls import is_postgres_url, redact
@@ -120,9 +120,10 @@ class WindowConfig(_Group):
 class ModelConfig(_Group):
     """The model: a recurrent network (one recurrent layer then Dense(1), linear output), or a baseline."""
 
-    kind: ModelKind = Field(
+    kind: TrainKind = Field(
         "network",
-        description="'network', or a baseline: 'naive' (tomorrow = today's target), 'last_price' (today's close), "
+        description="'network' (one per ticker), 'global' (one network for every ticker in the store, "
+        "registered as GLOBAL), or a baseline: 'naive' (tomorrow = today's target), 'last_price' (today's close), "
         "'drift', 'arima' (statsmodels ARIMA(1,1,1) on log prices).",
     )
     cell: Literal["SimpleRNN", "LSTM", "GRU"] = Field("GRU", description="The recurrent layer.")

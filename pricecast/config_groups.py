@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 InputColumn = Literal["open", "high", "low", "close", "volume"]
 ModelKind = Literal["network", "naive", "last_price", "drift", "arima"]
+TrainKind = Literal["network", "global", "naive", "last_price", "drift", "arima"]
 RangeMethod = Literal["conformal", "aci", "conformal_ewma", "const_vol", "ewma", "garch"]
 
 

@@ -142,9 +142,11 @@ def score(rows: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def load_model(ticker: str, requested: str | None = None) -> tuple[registry.ModelRef, PriceForecaster]:
+def load_model(
+    ticker: str, requested: str | None = None, kind: str = "network"
+) -> tuple[registry.ModelRef, PriceForecaster]:
     """The model to forecast with (`pricecast.serving.choose_model`: never a loser unless asked for), loaded."""
-    ref = serving.choose_model(ticker, requested)
+    ref = serving.choose_model(ticker, requested, kind)
     return ref, serving.load(ref)
 
 

@@ -13,9 +13,10 @@ before kinds existed carry only `lookback` and `target`, and are `level` network
 or a baseline (`naive`, `last_price`, `drift`, `arima`). A network's `representation`: `level`
 (MinMax-scaled prices of the target: `scaler_min`/`scaler_scale`, or the `scaler` artifact) or
 `return` (log ratios of `inputs` to the latest known price, standardised with `input_mean`/`input_std`;
-the network's output times `target_scale` is the log ratio of the next target to that price). The
-arithmetic is the one of `pricecast.stages.features`, repeated here because this file may not import
-pricecast.
+the network's output times `target_scale` is the log ratio of the next target to that price). A global
+network (one for every ticker, `pricecast.stages.global_network`) adds `volatility_days`: its price inputs
+are divided by the series' trailing volatility, and its output multiplied by it. The arithmetic is the one
+of `pricecast.stages.features`, repeated here because this file may not import pricecast.
 
 Input: a DataFrame of at least `lookback` rows of daily history: `date` (text, YYYY-MM-DD or
 M/D/YYYY) and the columns the model reads (`columns`); other columns may come along. Param
@@ -390,8 +391,16 @@ class PriceForecaster(mlflow.pyfunc.PythonModel):
     def _column(self, window: np.ndarray, name: str) -> np.ndarray:
         return window[:, self.columns.index(name)]
 
-    def next_price(self, window: np.ndarray) -> float:
-        """The next target price after a window `(lookback, len(columns))` of days, oldest first."""
+    def volatility(self, history: np.ndarray) -> float:
+        """A global network's scale: the sample standard deviation of the anchor's last `volatility_days` daily
+        log returns in the history (all there are when fewer; the floor below 2)."""
+        returns = np.diff(np.log(self._column(history, self.anchor)))[-int(self.config["volatility_days"]) :]
+        return max(float(returns.std(ddof=1)) if len(returns) > 1 else 0.0, float(self.config["volatility_floor"]))
+
+    def next_price(self, history: np.ndarray) -> float:
+        """The next target price after the rows of history `(days, len(columns))`, oldest first: the model reads
+        the last `lookback` (a global network's volatility, more)."""
+        window = history[-self.lookback :]
         target = self._column(window, self.target)
         if self.kind == "naive":
             return float(target[-1])
@@ -416,16 +425,18 @@ class PriceForecaster(mlflow.pyfunc.PythonModel):
                 raw[:, k] = np.log1p(values) - np.log1p(values).mean()
             else:
                 raw[:, k] = np.log(values) - np.log(base)
+        scale = self.volatility(history) if "volatility_days" in self.config else 1.0
+        raw[:, [k for k, column in enumerate(self.inputs) if column != "volume"]] /= scale
         scaled = (raw - np.asarray(self.config["input_mean"])) / np.asarray(self.config["input_std"])
         output = float(self._call(scaled[np.newaxis].astype("float32")).ravel()[0])
-        return float(base * np.exp(output * self.config["target_scale"]))
+        return float(base * np.exp(output * self.config["target_scale"] * scale))
 
     def history_scores(self, values: np.ndarray) -> np.ndarray:
         """`|log(actual / forecast)|` of the model's one-day forecasts over a history (for a model with no
         parameters fitted on it, naive and last price, these are out of sample)."""
         target = values[:, self.columns.index(self.target)]
         days = range(self.lookback, len(values))
-        forecasts = np.array([self.next_price(values[day - self.lookback : day]) for day in days])
+        forecasts = np.array([self.next_price(values[:day]) for day in days])
         return np.abs(np.log(target[self.lookback :] / forecasts)) if len(forecasts) else np.empty(0)
 
     def range_widths(self, values: np.ndarray, horizon: int, levels: list[int]) -> dict[int, np.ndarray]:
@@ -456,11 +467,11 @@ class PriceForecaster(mlflow.pyfunc.PythonModel):
         if not all(0 < v < 100 for v in levels):
             raise bad_input(f"levels {levels} are not all strictly between 0 and 100")
         last_day, values = history_values(model_input, self.columns, self.lookback)
-        window, forecasts = values[-self.lookback :], []
+        days, forecasts = values, []
         for _ in range(horizon):
-            forecasts.append(self.next_price(window))
-            row = np.array([forecasts[-1] if c in PRICES else window[-1, k] for k, c in enumerate(self.columns)])
-            window = np.vstack([window[1:], row])
+            forecasts.append(self.next_price(days))
+            row = np.array([forecasts[-1] if c in PRICES else days[-1, k] for k, c in enumerate(self.columns)])
+            days = np.vstack([days, row])
         out = pd.DataFrame(
             {
                 "date": trading_days_after(last_day, horizon).strftime("%Y-%m-%d"),

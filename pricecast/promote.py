@@ -13,8 +13,10 @@ import pandas as pd
 from pricecast.config import Config, Paths, PromotionConfig, SplitConfig
 from pricecast.prices.store import digest
 from pricecast.stages.backtest import score, walk_forward
+from pricecast.stages.global_eval import evaluate_global, pooled_evaluation, served_rows
 from pricecast.stages.network import backtest_model, min_train
 from pricecast.tracking import registry, runs
+from pricecast.tracking.global_runs import GLOBAL, data_digest
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -108,9 +110,8 @@ def decide(
     )
 
 
-def unchanged(ticker: str, frame: pd.DataFrame, references: list[ModelVersion | None]) -> Decision | None:
-    """A "skipped" decision when the store is what a reference version was trained on."""
-    current = digest(frame)
+def unchanged(ticker: str, current: str, references: list[ModelVersion | None]) -> Decision | None:
+    """A "skipped" decision when the store's digest `current` is what a reference version was trained on."""
     for version in references:
         if version is not None and version.tags.get("data_digest") == current:
             return Decision(
@@ -142,6 +143,32 @@ def judge(ticker: str, frame: pd.DataFrame, challenger: runs.RunRecord, config: 
     )
 
 
+def global_unchanged(frames: dict[str, pd.DataFrame]) -> Decision | None:
+    """A "skipped" decision when every ticker's rows are what the global champion or last challenger saw."""
+    return unchanged(GLOBAL, data_digest(frames), [registry.champion(GLOBAL), registry.last_challenger(GLOBAL)])
+
+
+def judge_global(frames: dict[str, pd.DataFrame], challenger: runs.RunRecord, config: Config) -> Decision:
+    """A global challenger beside the champion on the same days, every ticker's latest `holdout_days`, which
+    neither was trained on (the champion's training days ended before its own, earlier, holdout): the champion
+    forecasts them as it is served; both are scored by their log MAE pooled over the tickers; then decide."""
+    days, target = config.promotion.holdout_days, config.data.target
+    version, champion = registry.champion(GLOBAL), None
+    if version is not None:
+        forecaster = registry.forecaster_of(registry.load_forecaster(version.name, version.version))
+        champion = pooled_evaluation(evaluate_global(served_rows(forecaster), frames, days, target).metrics)
+    promote, reason = decide(pooled_evaluation(challenger.metrics), champion, config.promotion)
+    return Decision(
+        GLOBAL,
+        "promoted" if promote else "kept",
+        reason + f" (log MAE pooled over {len(frames)} tickers' last {days} days)",
+        pooled_evaluation(challenger.metrics),
+        champion,
+        challenger.version,
+        str(version.version) if version else None,
+    )
+
+
 def mlflow_params(run_id: str) -> dict[str, str]:
     """A run's params."""
     import mlflow
@@ -151,7 +178,7 @@ def mlflow_params(run_id: str) -> dict[str, str]:
 
 def unchanged_since_last_version(ticker: str, frame: pd.DataFrame) -> Decision | None:
     """A "skipped" decision when the store is what the champion or the last challenger was trained on."""
-    return unchanged(ticker, frame, [registry.champion(ticker), registry.last_challenger(ticker)])
+    return unchanged(ticker, digest(frame), [registry.champion(ticker), registry.last_challenger(ticker)])
 
 
 def record_decision(decision: Decision, challenger_run_id: str) -> None:

@@ -98,6 +98,28 @@ def summary_markdown(ticker: str, record: RunRecord, test_range: str) -> str:
     )
 
 
+def global_table(metrics: dict[str, float]) -> str:
+    """Markdown table of a global network's pooled scores, and the share of tickers it beats both forecasts on."""
+    rows = [f"| {k} | {metrics[k]:.4f} |" for k in ("log_mae", "naive_log_mae", "last_price_log_mae")]
+    rows += [f"| {k} | {metrics[k]:+.4f} |" for k in ("skill", "skill_last_price")]
+    rows += [f"| {k} | {metrics[k]:+.4f} |" for k in ("median_skill", "median_skill_last_price")]
+    return (
+        "| metric (log MAE = mean abs log(actual / forecast), pooled over tickers) | value |\n| --- | ---: |\n"
+        + "\n".join(rows)
+        + f"\n\nBeats both the naive forecast and the last price on {metrics['beats_share']:.0%} of "
+        f"{metrics['tickers']:.0f} tickers."
+    )
+
+
+def global_markdown(record: RunRecord, test_range: str) -> str:
+    """The Prefect artifact of a global training: its pooled scores and the MLflow run link."""
+    return (
+        f"# GLOBAL: model version {record.version} of `{record.model_name}`\n\n"
+        f"Each ticker's last test days, {test_range}.\n\n{global_table(record.metrics)}\n\n"
+        f"MLflow run: [{record.run_id}]({record.url})\n"
+    )
+
+
 def artifact_key(kind: str, ticker: str) -> str:
     """Prefect artifact keys allow lower-case letters, digits and dashes only."""
     return re.sub(r"[^a-z0-9-]+", "-", f"{kind}-{ticker}".lower())
@@ -108,12 +130,12 @@ def comparison_markdown(decision: Decision, holdout: str) -> str:
     lines = [f"# {decision.ticker}: {decision.action}", "", decision.reason, ""]
     if decision.challenger:
         lines += [
-            f"Walk-forward over {holdout}.",
+            f"Days {holdout}.",
             "",
             "| metric | challenger | champion | naive |",
             "| --- | ---: | ---: | ---: |",
         ]
-        for key in ("mae", "rmse", "mase", "skill", "skill_last_price"):
+        for key in [k for k in ("mae", "rmse", "mase", "skill", "skill_last_price") if k in decision.challenger]:
             champ = f"{decision.champion[key]:.4f}" if decision.champion else "none"
             naive = f"{decision.challenger['naive_mae']:.4f}" if key == "mae" else ""
             lines.append(

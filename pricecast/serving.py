@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 
 from pricecast.forecaster import PriceForecaster
 from pricecast.stages.evaluate import skill
-from pricecast.tracking import registry, runs
+from pricecast.stages.global_eval import pooled_evaluation
+from pricecast.tracking import global_runs, registry, runs
+from pricecast.tracking.global_runs import GLOBAL
 from pricecast.tracking.monitoring import DEMOTED_AT, DEMOTED_REASON
 
 if TYPE_CHECKING:
@@ -69,12 +71,59 @@ def demoted(version: ModelVersion) -> str | None:
     return f"v{version.version} demoted {tags[DEMOTED_AT]} for losing live: {tags.get(DEMOTED_REASON, '')}"
 
 
-def choose_model(ticker: str, requested: str | None = None) -> registry.ModelRef:
-    """The version to serve, a baseline when no version beats both simple forecasts, or the version asked for.
+def global_evaluation(ticker: str, version: ModelVersion) -> tuple[dict[str, float], str]:
+    """A global version's evaluation for one ticker: its row of the version's per-ticker test scores, else (a
+    ticker it was not tested on) its pooled scores in log units, from its latest judgement or its run; and which."""
+    table = global_runs.evaluation_by_ticker(version.run_id)
+    if ticker in table.index:
+        return {k: float(v) for k, v in table.loc[ticker].items()}, f"on {ticker}'s test days"
+    where = f"pooled over its tickers' test days (log units): never tested on {ticker}"
+    if "eval.mae" in (version.tags or {}):  # its latest judgement's
+        return latest_evaluation(version), where
+    return pooled_evaluation(runs.run_data(version.run_id)[0]), where
+
+
+def choose_global(ticker: str, requested: str | None = None) -> registry.ModelRef:
+    """The global network for one ticker: its champion (else latest version) when it beats both simple forecasts
+    on that ticker's test days (pooled ones for a ticker it never saw) and is not demoted, else the best baseline;
+    or the version asked for, with a warning when it loses.
 
     Raises:
-        LookupError: the ticker has no registered version at all.
+        LookupError: no global network is registered.
     """
+    default = registry.forecast_model(GLOBAL)
+    version = registry.version(GLOBAL, requested or default.version)
+    evaluation, where = global_evaluation(ticker, version)
+    verdict = f"{describe(version.version, evaluation)} {where}"
+    out = demoted(version)
+    if requested:
+        note = f"asked for; it {'beats' if beats(evaluation) else 'does NOT beat'} the better of naive and last price: "
+        return registry.ModelRef(version.name, requested, version.run_id, "requested", note=note + verdict)
+    if beats(evaluation) and not out:
+        note = "" if ticker in global_runs.evaluation_by_ticker(version.run_id).index else verdict
+        return registry.ModelRef(version.name, default.version, version.run_id, default.alias, note=note)
+    baseline, _ = best_baseline(evaluation)
+    note = f"the global network does not beat the better of naive and last price for {ticker} ({out or verdict})"
+    return registry.ModelRef(
+        version.name,
+        "",
+        "",
+        FALLBACK,
+        baseline=baseline,
+        note=note,
+        target=runs.run_data(version.run_id)[1].get("target", "open"),
+    )
+
+
+def choose_model(ticker: str, requested: str | None = None, kind: str = "network") -> registry.ModelRef:
+    """The version to serve, a baseline when no version beats both simple forecasts, or the version asked for.
+    With `kind` global, or for a ticker with no registered model of its own, the global network's (`choose_global`).
+
+    Raises:
+        LookupError: the ticker has no registered version at all, nor is there a global network.
+    """
+    if kind == "global" or (not registry.versions(ticker) and registry.versions(GLOBAL)):
+        return choose_global(ticker, requested)
     default = registry.forecast_model(ticker)  # raises when nothing is registered
     if requested:
         version = registry.version(ticker, requested)

@@ -14,10 +14,12 @@ from tasks import stage
 
 
 @stage("load-model", retry="any")
-def load_model(ticker: str, requested: str | None = None) -> tuple[registry.ModelRef, PriceForecaster]:
+def load_model(
+    ticker: str, requested: str | None = None, kind: str = "network"
+) -> tuple[registry.ModelRef, PriceForecaster]:
     """The champion (else the latest version) when it beats naive and last price, else the best baseline; or
-    the version asked for."""
-    return forecast.load_model(ticker, requested)
+    the version asked for. The global network's with `kind` global, or for a ticker with no model of its own."""
+    return forecast.load_model(ticker, requested, kind)
 
 
 @stage("forecast")

@@ -137,3 +137,46 @@ def test_refuses_what_it_cannot_use(frames) -> None:
         GlobalNetworkForecaster(tiny_config()).fit({"BAD": bad})
     with pytest.raises(RuntimeError, match="not fitted"):
         GlobalNetworkForecaster(tiny_config()).forecast(frames["AAA"])
+
+
+def test_the_registered_model_computes_what_the_network_does(fitted, frames) -> None:
+    """The served code (`pricecast.forecaster`, NumPy weights, volatility from the history sent) forecasts what the
+    in-memory network does, one day and several; the pooled evaluation and its range travel with it."""
+    from pricecast.forecaster import PriceForecaster, model_input
+    from pricecast.stages.global_eval import evaluate_global, global_range, holdouts, served_rows
+
+    splits = holdouts(frames, 10, 8)
+    evaluation = evaluate_global(fitted.predict_rows, frames, 10, "open")
+    spec = global_range(evaluation, splits, (80, 95), "open")
+    assert list(evaluation.by_ticker["ticker"]) == ["AAA", "BBB", "CCC"] and len(evaluation.predictions) == 30
+    assert spec["method"] == "conformal_ewma" and len(spec["scores"]) == 30 and "var0" not in spec
+    config = {
+        "kind": "network",
+        "lookback": 8,
+        "target": "open",
+        "representation": "return",
+        "inputs": list(fitted.spec.inputs),
+        "input_mean": fitted.input_mean.tolist(),
+        "input_std": fitted.input_std.tolist(),
+        "target_scale": fitted.target_scale,
+        "range": spec,
+    } | fitted.served_config()
+    served = PriceForecaster.from_config(config, fitted.model)
+    for ticker, frame in frames.items():
+        out = served.predict(None, model_input(frame, served.columns, 250), {"horizon": 3})
+        assert out["forecast"].iloc[0] == pytest.approx(fitted.forecast(frame), rel=1e-5), ticker
+        assert (out["lower_95"] < out["lower_80"]).all() and (out["lower_80"] < out["forecast"]).all()
+        assert (out["forecast"] < out["upper_80"]).all() and (out["upper_80"] < out["upper_95"]).all()
+    # The served rows of a registered version are the network's, so a champion is judged as it is served.
+    positions = np.arange(100, 120)
+    np.testing.assert_allclose(
+        served_rows(served)(frames["BBB"], positions), fitted.predict_rows(frames["BBB"], positions), rtol=1e-5
+    )
+    # Pooled scores are in log units: a ticker's prices times 1,000 leave them as they are.
+    big = {
+        **frames,
+        "CCC": frames["CCC"].assign(**{c: frames["CCC"][c] * 1000 for c in ("open", "high", "low", "close")}),
+    }
+    again = evaluate_global(fitted.predict_rows, big, 10, "open")
+    assert again.metrics["log_mae"] == pytest.approx(evaluation.metrics["log_mae"], rel=1e-6)
+    assert again.by_ticker["mae"].iloc[2] == pytest.approx(1000 * evaluation.by_ticker["mae"].iloc[2], rel=1e-6)

@@ -129,7 +129,7 @@ def cmd_serve_model(config: Config, args: argparse.Namespace) -> int:
     if not config.data.ticker:
         raise DataError("serve-model serves one ticker's model: give --ticker X")
     uri = connect(config.tracking, config.paths())
-    ref = choose_model(config.data.ticker, config.forecast.version)
+    ref = choose_model(config.data.ticker, config.forecast.version, config.model.kind)
     model_uri = ref.uri if not ref.baseline else _baseline_uri(config, ref)
     port = config.forecast.model_port
     if ref.note:

@@ -39,10 +39,10 @@ READS: dict[str, tuple[str, ...]] = {
     "status": ("data.ticker", "data.store", "tracking", "monitoring.windows"),
     "score": ("data.ticker", "data.target", "data.store", "tracking", "monitoring"),
     "forecast": (
-        *("data.ticker", "data.store", "tracking"),
+        *("data.ticker", "data.store", "tracking", "model.kind"),
         *("forecast.horizon", "forecast.version", "forecast.levels", "forecast.plot_days"),
     ),
-    "serve-model": ("data.ticker", "tracking", *_RANGES, "forecast.version", "forecast.model_port"),
+    "serve-model": ("data.ticker", "tracking", "model.kind", *_RANGES, "forecast.version", "forecast.model_port"),
     "serve": ALL,
     "trigger": ALL,
     "server": (),

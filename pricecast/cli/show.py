@@ -11,10 +11,10 @@ if TYPE_CHECKING:
 
 def print_record(record: Any) -> None:
     """A training run's link, its metrics against naive and the last price, and its registered version."""
-    from pricecast.report import metrics_table, verdict
+    from pricecast.report import global_table, metrics_table, verdict
 
     print(f"\nMLflow run {record.run_id} ({record.url})")
-    print(metrics_table(record.metrics))
+    print(global_table(record.metrics) if "log_mae" in record.metrics else metrics_table(record.metrics))
     print(verdict(record.metrics, "On these days the model"))
     print(
         f"Registered model {record.model_name} version {record.version} (`pricecast retrain` decides whether it "

@@ -33,10 +33,27 @@ def _run_backtest(config: Config) -> Any:
     return result
 
 
+def check_global(config: Config, args: argparse.Namespace) -> None:
+    """A global network trains on the store: one line when it is empty, or when asked for a one-ticker backtest."""
+    from pricecast.errors import DataError
+    from pricecast.prices.stores import open_store
+
+    if getattr(args, "backtest", False):
+        raise DataError(
+            "--backtest walks one ticker's network forward; the global network's is bench/global_quality.py"
+        )
+    store = open_store(config)
+    if not store.tickers():
+        raise DataError(
+            f"No tickers in {store.where} for a global network: `pricecast add FILE...` then `pricecast store merge`"
+        )
+
+
 def cmd_train(config: Config, args: argparse.Namespace) -> int:
     from pricecast.stages.prepare import check_inputs
 
-    check_inputs(config)  # bad input is one line in a second, before MLflow, Prefect or TensorFlow load
+    # Bad input is one line in a second, before MLflow, Prefect or TensorFlow load.
+    check_global(config, args) if config.model.kind == "global" else check_inputs(config)
     from flows.train import train
 
     with servers_ready(config):

@@ -36,6 +36,7 @@ from pricecast.config import Config
 from pricecast.stages.features import (
     FeatureError,
     FeatureSpec,
+    FeatureTransform,
     check_frame,
     check_positions,
     log_returns,
@@ -155,6 +156,19 @@ class GlobalNetworkForecaster:
         self.model, self.history, self.seconds = fitted.model, fitted.history, fitted.seconds
         self.tickers, self.windows = tuple(frames), len(y)
         return self
+
+    def transform(self) -> FeatureTransform:
+        """The pooled standardisation as a fitted `FeatureTransform`: what a registered version carries, with
+        `served_config()` for the volatility scaling."""
+        transform = FeatureTransform(self.spec)
+        transform.input_mean, transform.input_std = self.input_mean, self.input_std
+        transform.target_scale, transform.fitted = self.target_scale, True
+        return transform
+
+    @staticmethod
+    def served_config() -> dict[str, float]:
+        """What the served model needs beyond a per-ticker `return` network's config (`pricecast.forecaster`)."""
+        return {"volatility_days": VOL_DAYS, "volatility_floor": VOL_FLOOR}
 
     def inputs(self, frame: pd.DataFrame, positions: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The network's inputs `(len(positions), lookback, n_inputs)` for one series, and each window's volatility."""

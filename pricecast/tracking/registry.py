@@ -196,13 +196,20 @@ def model_config_of(model: Any, transform: FeatureTransform) -> dict[str, Any]:
     return config
 
 
-def log_model(model: Any, transform: FeatureTransform, history: pd.DataFrame, range_spec: dict | None = None) -> str:
+def log_model(
+    model: Any,
+    transform: FeatureTransform,
+    history: pd.DataFrame,
+    range_spec: dict | None = None,
+    extra: dict[str, Any] | None = None,
+) -> str:
     """Log a network (with its scaling) or a fitted baseline as one self-contained pyfunc model; returns its URI.
 
     The input example is the last `lookback` days of `history`; the signature takes the horizon and
-    levels params. `range_spec` (`pricecast.stages.ranges.fit_range`) is how its ranges are made.
+    levels params. `range_spec` (`pricecast.stages.ranges.fit_range`) is how its ranges are made; `extra`
+    adds to the model config (a global network's volatility scaling).
     """
-    config = model_config_of(model, transform) | ({"range": range_spec} if range_spec else {})
+    config = model_config_of(model, transform) | (extra or {}) | ({"range": range_spec} if range_spec else {})
     levels = ",".join(str(v) for v in (range_spec or {}).get("levels", LEVELS))
     requirements = [*MODEL_REQUIREMENTS, *(["statsmodels"] if config["kind"] == "arima" else [])]
     with tempfile.TemporaryDirectory() as tmp:

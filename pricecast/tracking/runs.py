@@ -9,9 +9,10 @@ import tempfile
 import time
 import urllib.parse
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from importlib.metadata import version as package_version
 from pathlib import Path
 from signal import Signals
@@ -103,17 +104,24 @@ def code_version() -> str:
 
 def model_label(config: Config) -> str:
     """A run's name: the network's cell, representation, epochs and seed, or the baseline's name."""
-    if config.model.kind != "network":
+    if config.model.kind not in ("network", "global"):
         return f"baseline {config.model.kind}"
     m, t = config.model, config.training
-    return f"{m.cell}({m.units}) {config.features.representation} {t.epochs} epochs seed {t.seed}"
+    kind = " global" if m.kind == "global" else ""
+    return f"{m.cell}({m.units}){kind} {config.features.representation} {t.epochs} epochs seed {t.seed}"
+
+
+def training_run(
+    config: Config, prices: PriceFile, split: Split, flow_run_id: str | None
+) -> AbstractContextManager[mlflow.ActiveRun]:
+    """Open a run in the ticker's experiment with the config as params and the data as tags and inputs."""
+    describe = partial(describe_run, config, prices, split, flow_run_id)
+    return tracked_run(config, prices.ticker, model_label(config), describe)
 
 
 @contextmanager
-def training_run(
-    config: Config, prices: PriceFile, split: Split, flow_run_id: str | None
-) -> Iterator[mlflow.ActiveRun]:
-    """Open a run with the config as params and the data as tags and inputs.
+def tracked_run(config: Config, ticker: str, name: str, describe: Callable[[], None]) -> Iterator[mlflow.ActiveRun]:
+    """Open a run named `name` in the experiment `<prefix>-<ticker>`; `describe()` logs its params and tags.
 
     A failure inside the block ends the run FAILED, with the error as the `error` tag; an
     interruption (SIGTERM, Ctrl+C) ends it KILLED. The `pricecast.host` and `pricecast.pid` tags
@@ -122,10 +130,10 @@ def training_run(
     paths = config.paths()
     # A stop held until the set-up's writes are done: cut short, they would leave a local store locked.
     with held_signals() as deliver:
-        experiment_id = ensure_experiment(experiment_name(config.tracking, prices.ticker), paths)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=model_label(config), tags=process_tags()) as run:
+        experiment_id = ensure_experiment(experiment_name(config.tracking, ticker), paths)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=process_tags()) as run:
             try:
-                describe_run(config, prices, split, flow_run_id)
+                describe()
                 deliver()  # a stop that came meanwhile ends the run here, KILLED
                 yield run
             except BaseException as exc:

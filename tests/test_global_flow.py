@@ -1,0 +1,102 @@
+"""The global network end to end: trained on every ticker of the store, registered once, judged, and serving
+each ticker (with its ranges) unless it loses to a baseline on that ticker's test days."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from flows.forecast import forecast
+from flows.retrain import retrain
+from pricecast.config import Config
+from pricecast.prices.stores import open_store
+from pricecast.serving import choose_model
+from pricecast.tracking.global_runs import evaluation_by_ticker
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+
+
+def config(home: Path, epochs: int = 3) -> Config:
+    return Config.model_validate(
+        {
+            "home": str(home),
+            "model": {"kind": "global", "units": 4},
+            "window": {"lookback": 10},
+            "training": {"epochs": epochs, "batch_size": 32, "seed": 5},
+            "promotion": {"holdout_days": 10, "folds": 1, "naive_gate": False},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def series(shared_data: Path) -> dict[str, pd.DataFrame]:
+    """Three tickers cut from the seed's real prices (other years, other price levels)."""
+    tata = pd.read_csv(shared_data / "NSETATAGLOBAL.csv").iloc[::-1].reset_index(drop=True)
+    prices = ["Open", "High", "Low", "Close"]
+    return {
+        "TATA": tata.iloc[-140:],
+        "TENX": tata.iloc[-700:-560].assign(**{c: tata[c].iloc[-700:-560] * 10 for c in prices}),
+        "HALF": tata.iloc[-1300:-1160].assign(**{c: tata[c].iloc[-1300:-1160] / 2 for c in prices}),
+    }
+
+
+def drop(home: Path, name: str, rows: pd.DataFrame) -> None:
+    (home / "data" / "incoming").mkdir(parents=True, exist_ok=True)
+    rows.to_csv(home / "data" / "incoming" / f"{name}.csv", index=False)
+
+
+def test_global_retrain_forecast_and_serving(series: dict[str, pd.DataFrame], home: Path) -> None:
+    for ticker, frame in series.items():
+        drop(home, ticker, frame.iloc[:120])
+
+    # One network for the three tickers: registered once, the first champion; each ticker forecast after it.
+    [first] = retrain(config(home))
+    assert first.ticker == "GLOBAL" and first.action == "promoted", first.reason
+    assert "log MAE pooled over 3 tickers' last 10 days" in first.reason
+    client = MlflowClient()
+    assert client.get_registered_model("pricecast-GLOBAL").aliases == {"champion": 1}
+    assert [m.name for m in client.search_registered_models()] == ["pricecast-GLOBAL"]
+    [run] = mlflow.search_runs(experiment_names=["pricecast-GLOBAL"], output_format="list")
+    assert run.data.metrics["tickers"] == 3 and run.data.tags["model.kind"] == "global"
+    table = evaluation_by_ticker(run.info.run_id)
+    assert sorted(table.index) == ["HALF", "TATA", "TENX"] and (table["days"] == 10).all()
+
+    # Serving, per ticker: the network where it beats naive and last price on that ticker's test days, else
+    # the better baseline; the forecasts ledger says which, with ranges either way.
+    store = open_store(config(home))
+    for ticker in series:
+        ref = choose_model(ticker)
+        row = table.loc[ticker]
+        wins = row["mae"] < min(row["naive_mae"], row["last_price_mae"])
+        assert (ref.baseline is None) == wins, (ticker, ref.label)
+        rows = store.read_forecasts(ticker)
+        assert len(rows) == 1 and rows["model"].iloc[0] == ref.model_column
+        assert float(rows["lower_95"].iloc[0]) < float(rows["forecast"].iloc[0]) < float(rows["upper_95"].iloc[0])
+
+    # Asked for by number: that version, whatever its scores.
+    asked = choose_model("TATA", "1")
+    assert asked.version == "1" and asked.baseline is None and "asked for" in asked.note
+
+    # The same rows again: skipped, no new version.
+    [same] = retrain(config(home), tickers=list(series))
+    assert same.action == "skipped" and "no new data" in same.reason
+    assert len(client.search_model_versions("name = 'pricecast-GLOBAL'")) == 1
+
+    # New days for every ticker, and a new ticker: a challenger judged beside the champion on the same latest days.
+    for ticker, frame in series.items():
+        drop(home, f"{ticker}_more", frame.iloc[110:])
+    drop(home, "NEWB", series["TENX"].iloc[:60])
+    [second] = retrain(config(home, epochs=0), tickers=list(series))
+    assert second.action in ("promoted", "kept") and second.champion is not None and second.champion_version == "1"
+    version = client.get_model_version("pricecast-GLOBAL", "2")
+    assert float(version.tags["eval.mae"]) == pytest.approx(second.challenger["mae"])
+
+    # A ticker it was never tested on (not in the retrain's list) is judged on the pooled scores, and says so.
+    unseen = choose_model("NEWB")
+    assert unseen.name == "pricecast-GLOBAL" and "never tested on NEWB" in unseen.note
+    [made] = forecast(config(home), ["NEWB"])
+    assert made.rows["model"].iloc[0] == unseen.model_column and made.model == unseen.label
