@@ -15,8 +15,8 @@ commands a user runs, timed:
 - ingest: `pricecast add` of the N files, then `pricecast store merge`;
 - retrain: `pricecast retrain` of all N (per-ticker networks; the first night, so every challenger
   is judged against the naive forecast only) on the task runner;
-- global: the global network (`pricecast.stages.global_network`, the default config) trained once on every
-  ticker's windows, in a process of its own: what a global retrain costs beside the per-ticker one;
+- global: `pricecast retrain --kind global`: one network trained on every ticker's windows, scored on each
+  one's holdout days, registered once (the first night: nothing to judge against), beside the per-ticker one;
 - backtest: `pricecast backtest` of the default network and the baselines on each ticker;
 - forecast: `pricecast forecast` of all N.
 
@@ -208,11 +208,9 @@ class Site:
             for path in files:
                 folds = ["--folds", str(self.args.folds), "--task-runner", "threads"]
                 self.command("backtest", "--data", str(path), "--ticker", path.stem, *folds)
-        elif step == "global":  # one network on every ticker's windows, in a process of its own
-            script = [sys.executable, __file__, "--fit-global", str(files[0].parent)]
-            done = subprocess.run(script, capture_output=True, text=True, env=self.env)
-            if done.returncode != 0:
-                sys.exit(f"the global fit failed:\n{(done.stdout + done.stderr)[-4000:]}")
+        elif step == "global":  # one network on every ticker's windows
+            retrain = ["trigger", "retrain", "--wait"] if self.runner == "pool" else ["retrain"]
+            self.command(*retrain, "--kind", "global", "--no-after-retrain")
         elif step == "forecast":
             self.command(*(["trigger", "forecast", "--wait"] if self.runner == "pool" else ["forecast"]))
 
@@ -379,23 +377,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
-def fit_global(folder: Path, holdout_days: int = 16) -> None:
-    """Train the global network (the default config's) on every ticker's rows but its last `holdout_days`, as
-    a per-ticker training holds them out; print its windows and fit time."""
-    from pricecast.config import Config
-    from pricecast.prices.parse import read_prices
-    from pricecast.stages.global_network import GlobalNetworkForecaster
-
-    frames = {
-        path.stem: next(iter(read_prices(path).values())).iloc[:-holdout_days] for path in sorted(folder.glob("*.csv"))
-    }
-    model = GlobalNetworkForecaster(Config()).fit(frames)
-    print(f"{len(frames)} tickers, {model.windows} windows, fit {model.seconds:.1f} s")
-
-
 def main() -> None:
-    if sys.argv[1:2] == ["--fit-global"]:
-        return fit_global(Path(sys.argv[2]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickers", default="10,100,1000", help="comma-separated N")
     parser.add_argument("--runners", default="processes,dask,pool", help="processes, dask (task runners), pool")

@@ -79,7 +79,9 @@ def forecast(
     quiet_expected_errors()
     paths = config.paths()
     connect.connect(config.tracking, paths)
-    chosen = [t.upper() for t in tickers or open_store(config).tickers()]
+    store = open_store(config)
+    chosen = [t.upper() for t in tickers or store.tickers()]
+    config = config.for_store(len(store.tickers()))  # one global network for a store of many tickers
     plots = {t: plot if len(chosen) == 1 else plot.with_stem(f"{plot.stem}-{t}") for t in chosen} if plot else {}
     states = {t: forecast_ticker(config, t, start, end, plots.get(t), return_state=True) for t in chosen}
     return results(states, "forecast")

@@ -36,6 +36,7 @@ def retrain(
     # Merge new files into the store; bad ones go to incoming/rejected/ with the reason.
     merged = merge_incoming_files(store, paths.incoming, config.min_history_rows())
     chosen = [t.upper() for t in tickers or store.tickers()]
+    config = config.for_store(len(store.tickers()))  # one global network for a store of many tickers
     # Score the forecasts whose days just arrived (fetched or merged); a version losing live is demoted (and
     # retrained below). A scoring that fails shows as a failed subflow run; it does not hold the retrain up.
     if scored := with_forecasts(store, {*merged.tickers, *chosen}, paths.forecasts / "served"):

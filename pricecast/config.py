@@ -17,11 +17,11 @@ from pricecast.config_groups import (
     BacktestConfig,
     FeaturesConfig,
     FetchConfig,
+    ModelConfig,
     MonitoringConfig,
     ParallelConfig,
     RangeMethod,
     ScheduleConfig,
-    TrainKind,
     TuneConfig,
 )
 from pricecast.urls import is_postgres_url, redact
@@ -30,6 +30,7 @@ __all__ = [
     "BacktestConfig",
     "Config",
     "FeaturesConfig",
+    "ModelConfig",
     "ParallelConfig",
     "Paths",
     "ScheduleConfig",
@@ -115,22 +116,6 @@ class WindowConfig(_Group):
     """Many-to-one windows: `lookback` past days -> the next day."""
 
     lookback: int = Field(20, ge=1, description="Past trading days fed to the network per prediction.")
-
-
-class ModelConfig(_Group):
-    """The model: a recurrent network (one recurrent layer then Dense(1), linear output), or a baseline."""
-
-    kind: TrainKind = Field(
-        "network",
-        description="'network' (one per ticker), 'global' (one network for every ticker in the store, "
-        "registered as GLOBAL), or a baseline: 'naive' (tomorrow = today's target), 'last_price' (today's close), "
-        "'drift', 'arima' (statsmodels ARIMA(1,1,1) on log prices).",
-    )
-    cell: Literal["SimpleRNN", "LSTM", "GRU"] = Field("GRU", description="The recurrent layer.")
-    units: int = Field(8, ge=1, description="Units of the recurrent layer.")
-    zero_output: bool = Field(
-        True, description="Start the output layer at zero: the untrained 'return' network forecasts the last price."
-    )
 
 
 class TrainingConfig(_Group):
@@ -275,6 +260,12 @@ class Config(BaseModel):
     def min_history_rows(self) -> int:
         """Rows a new ticker needs before a retrain takes it: a lookback + 1 to train, then the promotion's folds."""
         return self.window.lookback + 1 + self.promotion.folds * self.promotion.holdout_days
+
+    def for_store(self, tickers: int) -> Config:
+        """This config for a store of `tickers` tickers: kind `network` becomes `global` above `model.global_above`."""
+        if self.model.kind != "network" or not 0 < self.model.global_above < tickers:
+            return self
+        return self.model_copy(update={"model": self.model.model_copy(update={"kind": "global"})})
 
     def paths(self) -> Paths:
         """The store locations, anchored once at the home folder."""

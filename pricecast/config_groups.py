@@ -40,6 +40,29 @@ class FeaturesConfig(_Group):
         return tuple(c.strip().lower() for c in v.split(",") if c.strip()) if isinstance(v, str) else v
 
 
+class ModelConfig(_Group):
+    """The model: a recurrent network (one recurrent layer then Dense(1), linear output), or a baseline."""
+
+    kind: TrainKind = Field(
+        "network",
+        description="'network' (one per ticker), 'global' (one network for every ticker in the store, "
+        "registered as GLOBAL), or a baseline: 'naive' (tomorrow = today's target), 'last_price' (today's close), "
+        "'drift', 'arima' (statsmodels ARIMA(1,1,1) on log prices).",
+    )
+    cell: Literal["SimpleRNN", "LSTM", "GRU"] = Field("GRU", description="The recurrent layer.")
+    units: int = Field(8, ge=1, description="Units of the recurrent layer.")
+    zero_output: bool = Field(
+        True, description="Start the output layer at zero: the untrained 'return' network forecasts the last price."
+    )
+    global_above: int = Field(
+        100,
+        ge=0,
+        description="A retrain or forecast over a store of more tickers than this uses one global network instead "
+        "of one per ticker (the same quality within noise, 1/15 of the night at 1,000 tickers: "
+        "docs/results/scale.md); 0: only with --kind global.",
+    )
+
+
 class BacktestConfig(_Group):
     """Walk-forward backtests: the last `folds` blocks of `fold_days` trading days, every model refitted per fold."""
 

@@ -238,3 +238,12 @@ def test_each_command_offers_the_config_flags_it_reads_and_no_others() -> None:
     with pytest.raises(SystemExit):
         parser().parse_args(["server", "start", "--epochs", "2"])
     assert build_config(parser().parse_args(["trigger", "train", "--epochs", "5"])).training.epochs == 5
+
+
+def test_a_store_of_many_tickers_retrains_one_global_network_unless_told_otherwise() -> None:
+    config = Config()
+    assert config.model.global_above == 100
+    assert config.for_store(100) is config and config.for_store(101).model.kind == "global"
+    assert Config.model_validate({"model": {"global_above": 0}}).for_store(5000).model.kind == "network"
+    assert Config.model_validate({"model": {"kind": "naive"}}).for_store(5000).model.kind == "naive"
+    assert config_from("--global-above", "5").model.global_above == 5

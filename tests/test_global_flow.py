@@ -20,11 +20,11 @@ from pricecast.tracking.global_runs import evaluation_by_ticker
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 
-def config(home: Path, epochs: int = 3) -> Config:
+def config(home: Path, epochs: int = 3, kind: str = "global") -> Config:
     return Config.model_validate(
         {
             "home": str(home),
-            "model": {"kind": "global", "units": 4},
+            "model": {"kind": kind, "units": 4, "global_above": 2},
             "window": {"lookback": 10},
             "training": {"epochs": epochs, "batch_size": 32, "seed": 5},
             "promotion": {"holdout_days": 10, "folds": 1, "naive_gate": False},
@@ -53,8 +53,9 @@ def test_global_retrain_forecast_and_serving(series: dict[str, pd.DataFrame], ho
     for ticker, frame in series.items():
         drop(home, ticker, frame.iloc[:120])
 
-    # One network for the three tickers: registered once, the first champion; each ticker forecast after it.
-    [first] = retrain(config(home))
+    # A store of more than `global_above` tickers: one network for the three, even with the per-ticker kind;
+    # registered once, the first champion; each ticker forecast after it.
+    [first] = retrain(config(home, kind="network"))
     assert first.ticker == "GLOBAL" and first.action == "promoted", first.reason
     assert "log MAE pooled over 3 tickers' last 10 days" in first.reason
     client = MlflowClient()

@@ -39,7 +39,7 @@ READS: dict[str, tuple[str, ...]] = {
     "status": ("data.ticker", "data.store", "tracking", "monitoring.windows"),
     "score": ("data.ticker", "data.target", "data.store", "tracking", "monitoring"),
     "forecast": (
-        *("data.ticker", "data.store", "tracking", "model.kind"),
+        *("data.ticker", "data.store", "tracking", "model.kind", "model.global_above"),
         *("forecast.horizon", "forecast.version", "forecast.levels", "forecast.plot_days"),
     ),
     "serve-model": ("data.ticker", "tracking", "model.kind", *_RANGES, "forecast.version", "forecast.model_port"),
