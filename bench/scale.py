@@ -13,8 +13,8 @@ with the processes runner and triggers the retrain and the forecast on the pool.
 commands a user runs, timed:
 
 - ingest: `pricecast add` of the N files, then `pricecast store merge`;
-- retrain: `pricecast retrain` of all N (per-ticker networks; the first night, so every challenger
-  is judged against the naive forecast only) on the task runner;
+- retrain: `pricecast retrain --global-above 0` of all N (per-ticker networks, however many; the first
+  night, so every challenger is judged against the naive forecast only) on the task runner;
 - global: `pricecast retrain --kind global`: one network trained on every ticker's windows, scored on each
   one's holdout days, registered once (the first night: nothing to judge against), beside the per-ticker one;
 - backtest: `pricecast backtest` of the default network and the baselines on each ticker;
@@ -55,6 +55,7 @@ RESULTS = ROOT / "bench" / "results" / "scale"
 EMBEDDED = ("GOOG", "IBM", "MSFT", "AAPL", "FB")
 STEPS = ("ingest", "retrain", "global", "backtest", "forecast")
 TICK = os.sysconf("SC_CLK_TCK")
+PER_TICKER = ("--global-above", "0")  # the retrain and forecast steps measure one network per ticker
 
 
 def daily_moves() -> list[np.ndarray]:
@@ -200,10 +201,10 @@ class Site:
         if step == "ingest":
             self.command("add", *map(str, files))
             self.command("store", "merge")
-        elif step == "retrain" and self.runner == "pool":
-            self.command("trigger", "retrain", "--wait", "--no-after-retrain")
+        elif step == "retrain" and self.runner == "pool":  # per-ticker networks, however many tickers
+            self.command("trigger", "retrain", "--wait", "--no-after-retrain", *PER_TICKER)
         elif step == "retrain":
-            self.command("retrain", "--no-after-retrain", *runner)
+            self.command("retrain", "--no-after-retrain", *PER_TICKER, *runner)
         elif step == "backtest":
             for path in files:
                 folds = ["--folds", str(self.args.folds), "--task-runner", "threads"]
@@ -212,7 +213,7 @@ class Site:
             retrain = ["trigger", "retrain", "--wait"] if self.runner == "pool" else ["retrain"]
             self.command(*retrain, "--kind", "global", "--no-after-retrain")
         elif step == "forecast":
-            self.command(*(["trigger", "forecast", "--wait"] if self.runner == "pool" else ["forecast"]))
+            self.command(*(["trigger", "forecast", "--wait"] if self.runner == "pool" else ["forecast"]), *PER_TICKER)
 
     def sizes(self) -> dict[str, float]:
         """MB of MLflow's database and artifacts, Prefect's database and the price store."""

@@ -44,13 +44,13 @@ def retrain(
     # Retrain one global network on every ticker, or each ticker's own on the configured task runner (threads,
     # processes, Dask): one ticker's failure does not stop the others, but fails the run.
     if config.model.kind == "global":
-        states = {GLOBAL: retrain_global(config, chosen, force, return_state=True)}
+        states = {GLOBAL: retrain_global(config, store.tickers(), force, return_state=True)}
     else:
         states = fan_out(
             retrain_one, {t: {"config": config, "ticker": t, "force": force} for t in chosen}, config.parallel
         )
-    # Forecast every ticker that got a new model (all of them when the global network did).
-    changed = retrained(states, chosen)
+    # Forecast every ticker that got a new model (every one in the store when the global network did).
+    changed = retrained(states, store.tickers())
     if config.forecast.after_retrain and changed:
         forecast(config, changed)
     # A source that failed or bars missing for too many sessions fail the run (Prefect's notifications see it).

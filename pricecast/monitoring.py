@@ -20,6 +20,7 @@ from pricecast.prices.store import folder_lock
 from pricecast.prices.stores import PriceStore
 from pricecast.stages import live
 from pricecast.tracking import monitoring, registry
+from pricecast.tracking.global_runs import GLOBAL
 
 EVENT = "pricecast.model.demoted"
 #: The deployment a demotion starts a run of when a Prefect server serves it (`pricecast.deploy`: `<flow>/pricecast`).
@@ -46,6 +47,7 @@ class Demotion:
     reason: str
     at: str
     metrics: dict[str, float] = field(default_factory=dict)
+    owner: str = ""  # whose registered model: the ticker's (empty), or GLOBAL (demoted for this ticker only)
 
 
 def collect_served(store: PriceStore, folder: Path, ticker: str) -> int:
@@ -89,17 +91,19 @@ def score_ledger(store: PriceStore, ticker: str, target: str, now: pd.Timestamp)
 
 
 def losers(ticker: str, rows: pd.DataFrame, config: MonitoringConfig, now: pd.Timestamp) -> list[Demotion]:
-    """Registered versions of the ticker that lose live over the demotion window and are not demoted yet."""
-    name, found = registry.model_name(ticker), []
-    days = live.live_days(rows)
-    versions = days.loc[days["model"] == name, "version"].dropna().map(lambda v: str(v).removesuffix(".0"))
-    for version in sorted(set(versions) - {""}, key=int):
-        verdict = live.losing(
-            rows, live.model_key(name, version), config.demotion_window, (config.coverage_low, config.coverage_high)
-        )
-        if verdict is not None and monitoring.demotion(ticker, version) is None:
-            reason, metrics = verdict
-            found.append(Demotion(ticker, name, version, reason, f"{now:%Y-%m-%d %H:%M UTC}", metrics))
+    """Registered versions that lose live on the ticker over the demotion window and are not demoted for it yet:
+    the ticker's own, and the global network's."""
+    days, found = live.live_days(rows), []
+    for owner in (ticker, GLOBAL):
+        name = registry.model_name(owner)
+        versions = days.loc[days["model"] == name, "version"].dropna().map(lambda v: str(v).removesuffix(".0"))
+        for version in sorted(set(versions) - {""}, key=int):
+            key, bounds = live.model_key(name, version), (config.coverage_low, config.coverage_high)
+            verdict = live.losing(rows, key, config.demotion_window, bounds)
+            if verdict is not None and monitoring.demotion(ticker, version, owner) is None:
+                reason, metrics = verdict
+                whose = "" if owner == ticker else owner
+                found.append(Demotion(ticker, name, version, reason, f"{now:%Y-%m-%d %H:%M UTC}", metrics, whose))
     return found
 
 

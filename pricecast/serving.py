@@ -19,7 +19,7 @@ from pricecast.stages.evaluate import skill
 from pricecast.stages.global_eval import pooled_evaluation
 from pricecast.tracking import global_runs, registry, runs
 from pricecast.tracking.global_runs import GLOBAL
-from pricecast.tracking.monitoring import DEMOTED_AT, DEMOTED_REASON
+from pricecast.tracking.monitoring import DEMOTED_AT, DEMOTED_REASON, demotion_tags
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -62,13 +62,14 @@ def beats(evaluation: dict[str, float]) -> bool:
     return evaluation.get("mae", float("inf")) < bar
 
 
-def demoted(version: ModelVersion) -> str | None:
+def demoted(version: ModelVersion, ticker: str | None = None) -> str | None:
     """`v3 demoted 2026-01-02 17:40 UTC for losing live: <why>` when live monitoring took the version out of
-    service (`pricecast.stages.live`), else None."""
+    service (`pricecast.stages.live`), else None. `ticker`: a global version's demotion for that ticker."""
     tags = version.tags or {}
-    if DEMOTED_AT not in tags:
+    at, why = demotion_tags(ticker, GLOBAL) if ticker else (DEMOTED_AT, DEMOTED_REASON)
+    if at not in tags:
         return None
-    return f"v{version.version} demoted {tags[DEMOTED_AT]} for losing live: {tags.get(DEMOTED_REASON, '')}"
+    return f"v{version.version} demoted {tags[at]} for losing live: {tags.get(why, '')}"
 
 
 def global_evaluation(ticker: str, version: ModelVersion) -> tuple[dict[str, float], str]:
@@ -95,7 +96,7 @@ def choose_global(ticker: str, requested: str | None = None) -> registry.ModelRe
     version = registry.version(GLOBAL, requested or default.version)
     evaluation, where = global_evaluation(ticker, version)
     verdict = f"{describe(version.version, evaluation)} {where}"
-    out = demoted(version)
+    out = demoted(version, ticker)
     if requested:
         note = f"asked for; it {'beats' if beats(evaluation) else 'does NOT beat'} the better of naive and last price: "
         return registry.ModelRef(version.name, requested, version.run_id, "requested", note=note + verdict)
@@ -103,7 +104,9 @@ def choose_global(ticker: str, requested: str | None = None) -> registry.ModelRe
         note = "" if ticker in global_runs.evaluation_by_ticker(version.run_id).index else verdict
         return registry.ModelRef(version.name, default.version, version.run_id, default.alias, note=note)
     baseline, _ = best_baseline(evaluation)
-    note = f"the global network does not beat the better of naive and last price for {ticker} ({out or verdict})"
+    note = f"the global network does not beat the better of naive and last price for {ticker} ({verdict})"
+    if out:
+        note = f"the global network is out of service for {ticker}: {out}"
     return registry.ModelRef(
         version.name,
         "",
@@ -117,12 +120,13 @@ def choose_global(ticker: str, requested: str | None = None) -> registry.ModelRe
 
 def choose_model(ticker: str, requested: str | None = None, kind: str = "network") -> registry.ModelRef:
     """The version to serve, a baseline when no version beats both simple forecasts, or the version asked for.
-    With `kind` global, or for a ticker with no registered model of its own, the global network's (`choose_global`).
+    With `kind` global, or for a ticker with no registered model of its own, the global network's (`choose_global`)
+    when there is one.
 
     Raises:
         LookupError: the ticker has no registered version at all, nor is there a global network.
     """
-    if kind == "global" or (not registry.versions(ticker) and registry.versions(GLOBAL)):
+    if registry.versions(GLOBAL) and (kind == "global" or not registry.versions(ticker)):
         return choose_global(ticker, requested)
     default = registry.forecast_model(ticker)  # raises when nothing is registered
     if requested:

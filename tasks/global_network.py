@@ -14,7 +14,7 @@ from pricecast.prices.stores import PriceStore
 from pricecast.stages import global_eval, plot
 from pricecast.stages.global_network import GlobalNetworkForecaster
 from pricecast.stages.split import Split
-from pricecast.tracking import global_runs
+from pricecast.tracking import global_runs, monitoring
 from pricecast.tracking.runs import RunRecord
 from tasks import stage
 
@@ -77,8 +77,9 @@ def log_and_register_global(
 
 @stage("check-global", retry="any")
 def check_global(frames: dict[str, pd.DataFrame], force: bool) -> promote.Decision | None:
-    """A "skipped" decision when every ticker's rows are what the champion or the last challenger saw."""
-    return None if force else promote.global_unchanged(frames)
+    """A "skipped" decision when every ticker's rows are what the champion or the last challenger saw (never when
+    a live demotion asked for a retrain)."""
+    return None if force or monitoring.retrain_requested(global_runs.GLOBAL) else promote.global_unchanged(frames)
 
 
 @stage("judge-global", retry="any")

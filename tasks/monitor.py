@@ -49,7 +49,7 @@ def demote_losers(config: MonitoringConfig, ticker: str, scored: monitoring.Scor
     """Tag every served version that loses live over the window as demoted (why, when): serving skips it."""
     found = monitoring.losers(ticker, scored.rows, config, pd.Timestamp.now(tz="UTC"))
     for d in found if config.demote else []:
-        tracking.demote(ticker, d.version, d.reason, d.metrics, d.at)
+        tracking.demote(ticker, d.version, d.reason, d.metrics, d.at, d.owner or None)
     for d in found:
         get_run_logger().warning("%s: v%s %s: %s", ticker, d.version, "demoted" if config.demote else "loses", d.reason)
     return found if config.demote else []

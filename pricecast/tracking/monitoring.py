@@ -85,21 +85,39 @@ def latest_live(config: Config, ticker: str) -> dict[str, dict[str, float | str]
     }
 
 
-def demotion(ticker: str, version: str) -> tuple[str, str] | None:
-    """(when, why) a version was demoted for losing live, or None."""
-    tags = registry.version(ticker, version).tags or {}
-    return (tags[DEMOTED_AT], tags.get(DEMOTED_REASON, "")) if DEMOTED_AT in tags else None
+def demotion_tags(ticker: str, owner: str) -> tuple[str, str]:
+    """The version tags of a demotion: `live.demoted_at` and `live.demoted_reason`; on a version of the global
+    network (`owner` GLOBAL), which is demoted for one ticker at a time, `live.demoted_at.<TICKER>` and so on."""
+    suffix = "" if owner == ticker else f".{ticker}"
+    return DEMOTED_AT + suffix, DEMOTED_REASON + suffix
 
 
-def demote(ticker: str, version: str, reason: str, metrics: dict[str, float], when: str) -> None:
+def demotion(ticker: str, version: str, owner: str | None = None) -> tuple[str, str] | None:
+    """(when, why) a version of the ticker's model (or of `owner`'s: the global network) was demoted for losing
+    live on the ticker, or None."""
+    at, why = demotion_tags(ticker, owner or ticker)
+    tags = registry.version(owner or ticker, version).tags or {}
+    return (tags[at], tags.get(why, "")) if at in tags else None
+
+
+def demote(
+    ticker: str, version: str, reason: str, metrics: dict[str, float], when: str, owner: str | None = None
+) -> None:
     """Tag a version as demoted (why, when, its live numbers), note it in its description and on the model, and
-    ask for a retrain (`retrain_requested`: the next retrain of the ticker runs even without new prices)."""
+    ask for a retrain (`retrain_requested`: the next retrain runs even without new prices). A version of the global
+    network (`owner`) is demoted for this ticker only: its other tickers keep it."""
+    owner = owner or ticker
+    at, why = demotion_tags(ticker, owner)
     numbers = {f"live.{k.removeprefix('live_')}": f"{v:.6g}" for k, v in metrics.items() if pd.notna(v)}
-    registry.set_version_tags(ticker, version, {DEMOTED_AT: when, DEMOTED_REASON: reason[:5000], **numbers})
-    registry.add_to_description(ticker, version, f"{when}: demoted, losing live: {reason}")
+    where = "" if owner == ticker else f" for {ticker}"
+    registry.set_version_tags(owner, version, {at: when, why: reason[:5000], **(numbers if owner == ticker else {})})
+    registry.add_to_description(owner, version, f"{when}: demoted{where}, losing live: {reason}")
     registry.set_model_tags(
-        ticker,
-        {"last_demotion": f"{when}: v{version}: {reason}"[:5000], RETRAIN_REQUESTED: f"{when}: v{version} demoted"},
+        owner,
+        {
+            "last_demotion": f"{when}: v{version}{where}: {reason}"[:5000],
+            RETRAIN_REQUESTED: f"{when}: v{version} demoted{where}",
+        },
     )
 
 
