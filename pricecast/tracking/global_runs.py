@@ -18,7 +18,6 @@ import mlflow
 import pandas as pd
 
 from pricecast.config import Config
-from pricecast.errors import DISK_FULL, DiskFullError
 from pricecast.prices.store import digest
 from pricecast.stages.split import date_range
 from pricecast.tracking import registry, runs
@@ -81,8 +80,8 @@ def log_global(
     `history`: one ticker's training rows, for the model's input example.
     """
     metrics = {**evaluation.metrics, "train_seconds": model.seconds, "windows": float(model.windows)}
-    try:
-        run = mlflow.active_run()
+    run = mlflow.active_run()
+    with runs.full_disk_named():
         runs.log_history(model.history)
         mlflow.log_metrics(metrics)
         for name, figure in figures.items():
@@ -105,12 +104,7 @@ def log_global(
             f"beats both on {m['beats_share']:.0%} of the tickers"
         )
         version = registry.register(model_uri, GLOBAL, tags["data_digest"], description)
-    except OSError as exc:
-        if exc.errno in DISK_FULL:
-            raise DiskFullError(exc.filename or runs.artifact_root(), exc.errno) from exc
-        raise
-    url = runs.run_url(config.tracking, run.info.experiment_id, run.info.run_id)
-    return runs.RunRecord(run.info.run_id, run.info.experiment_id, url, version.name, str(version.version), metrics)
+    return runs.run_record(config, run, version, metrics)
 
 
 @lru_cache(maxsize=16)

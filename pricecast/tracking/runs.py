@@ -32,6 +32,7 @@ from pricecast.tracking import registry
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+    from mlflow.entities.model_registry import ModelVersion
 
     from pricecast.prices.parse import PriceFile
     from pricecast.stages.evaluate import Evaluation
@@ -208,8 +209,8 @@ def log_results(
     Registration is the last step, so a run that fails earlier leaves the registry untouched. A
     full disk names the file, else the experiment's artifact folder it was writing under.
     """
-    try:
-        run = mlflow.active_run()
+    run = mlflow.active_run()
+    with full_disk_named():
         log_history(fitted.history)
         mlflow.log_metrics({**evaluation.metrics, "train_seconds": fitted.seconds})
         for name, figure in figures.items():
@@ -230,14 +231,24 @@ def log_results(
             f"(skill_last_price {evaluation.metrics['skill_last_price']:+.3f})"
         )
         version = registry.register(model_uri, ticker, tags["data_digest"], description)
+    return run_record(config, run, version, evaluation.metrics)
+
+
+@contextmanager
+def full_disk_named() -> Iterator[None]:
+    """A full disk while logging raises `DiskFullError` naming the file, else the experiment's artifact folder."""
+    try:
+        yield
     except OSError as exc:
         if exc.errno in DISK_FULL:
             raise DiskFullError(exc.filename or artifact_root(), exc.errno) from exc
         raise
+
+
+def run_record(config: Config, run: mlflow.ActiveRun, version: ModelVersion, metrics: dict[str, float]) -> RunRecord:
+    """Where a run landed: its ids, its link in the UI, its registered version and its metrics."""
     url = run_url(config.tracking, run.info.experiment_id, run.info.run_id)
-    return RunRecord(
-        run.info.run_id, run.info.experiment_id, url, version.name, str(version.version), evaluation.metrics
-    )
+    return RunRecord(run.info.run_id, run.info.experiment_id, url, version.name, str(version.version), metrics)
 
 
 def artifact_root() -> str:
