@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from pricecast.errors import EXPECTED_ERRORS
+from pricecast.tracking.global_runs import GLOBAL
 
 
 def results(states: dict[str, Any], what: str) -> list[Any]:
@@ -21,7 +22,7 @@ def results(states: dict[str, Any], what: str) -> list[Any]:
 def retrained(states: dict[str, Any], tickers: list[str]) -> list[str]:
     """The tickers whose retrain completed without skipping; every one of them when the global network's did."""
     done = [t for t, state in states.items() if state.is_completed() and state.result().action != "skipped"]
-    return list(tickers) if "GLOBAL" in done else done
+    return list(tickers) if GLOBAL in done else done
 
 
 class _NoTracebackForExpectedErrors(logging.Filter):

@@ -3,7 +3,7 @@
 from prefect import flow, get_run_logger
 
 from flows import quiet_expected_errors
-from flows.train_global import train_global
+from flows.train_global import train_on
 from pricecast.config import Config, SplitConfig
 from pricecast.prices.stores import open_store
 from pricecast.promote import Decision
@@ -25,7 +25,7 @@ def retrain_global(config: Config, tickers: list[str], force: bool = False) -> D
         get_run_logger().info("GLOBAL: %s", skipped.reason)
         return skipped
     # Train a challenger on every ticker; both forecast the latest holdout days, neither trained on; decide.
-    challenger = train_global(trained, list(frames))
+    challenger = train_on(trained, frames)
     decision = judge_global(frames, challenger, trained)
     # Record the decision on both runs and versions; move the alias last.
     latest = max(frames.values(), key=lambda frame: frame["date"].iloc[-1])

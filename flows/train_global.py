@@ -1,5 +1,6 @@
 """The global training flow: one network on every ticker's windows, evaluated on each, registered once as GLOBAL."""
 
+import pandas as pd
 from prefect import flow
 from prefect.runtime import flow_run
 
@@ -24,10 +25,17 @@ def train_global(config: Config = Config(), tickers: list[str] | None = None) ->
     """Train one network on the training days of the given tickers (default: every one in the store), score it on
     each one's last `split.test_days` beside the naive and last-price forecasts, log and register it as GLOBAL."""
     quiet_expected_errors()
-    store, days, target = open_store(config), config.split.test_days, config.data.target
+    store = open_store(config)
     connect.connect(config.tracking, config.paths())
     # Read every ticker; one too short for a lookback, a day to learn and the test days is left out (named).
-    frames = read_store(store, tickers or store.tickers(), config.window.lookback + 1 + days)
+    frames = read_store(store, tickers or store.tickers(), config.window.lookback + 1 + config.split.test_days)
+    return train_on(config, frames)
+
+
+def train_on(config: Config, frames: dict[str, pd.DataFrame]) -> runs.RunRecord:
+    """The global training of frames already read, inside the calling flow: a function, not a subflow, so the
+    retrain hands over the frames it read rather than read them again (a subflow would send them as parameters)."""
+    days, target = config.split.test_days, config.data.target
     splits = holdouts(frames, days, config.window.lookback)
     with global_runs.global_run(config, splits, frames, flow_run.id):
         # Train on every ticker's training days; forecast each one's test days; calibrate the range on them.

@@ -157,12 +157,13 @@ def judge_global(frames: dict[str, pd.DataFrame], challenger: runs.RunRecord, co
     if version is not None:
         forecaster = registry.forecaster_of(registry.load_forecaster(version.name, version.version))
         champion = pooled_evaluation(evaluate_global(served_rows(forecaster), frames, days, target).metrics)
-    promote, reason = decide(pooled_evaluation(challenger.metrics), champion, config.promotion)
+    scores = pooled_evaluation(challenger.metrics)
+    promote, reason = decide(scores, champion, config.promotion)
     return Decision(
         GLOBAL,
         "promoted" if promote else "kept",
         reason + f" (log MAE pooled over {len(frames)} tickers' last {days} days)",
-        pooled_evaluation(challenger.metrics),
+        scores,
         champion,
         challenger.version,
         str(version.version) if version else None,

@@ -101,8 +101,9 @@ def summary_markdown(ticker: str, record: RunRecord, test_range: str) -> str:
 def global_table(metrics: dict[str, float]) -> str:
     """Markdown table of a global network's pooled scores, and the share of tickers it beats both forecasts on."""
     rows = [f"| {k} | {metrics[k]:.4f} |" for k in ("log_mae", "naive_log_mae", "last_price_log_mae")]
-    rows += [f"| {k} | {metrics[k]:+.4f} |" for k in ("skill", "skill_last_price")]
-    rows += [f"| {k} | {metrics[k]:+.4f} |" for k in ("median_skill", "median_skill_last_price")]
+    rows += [
+        f"| {k} | {metrics[k]:+.4f} |" for k in ("skill", "skill_last_price", "median_skill", "median_skill_last_price")
+    ]
     return (
         "| metric (log MAE = mean abs log(actual / forecast), pooled over tickers) | value |\n| --- | ---: |\n"
         + "\n".join(rows)

@@ -74,14 +74,15 @@ def demoted(version: ModelVersion, ticker: str | None = None) -> str | None:
 
 def global_evaluation(ticker: str, version: ModelVersion) -> tuple[dict[str, float], str]:
     """A global version's evaluation for one ticker: its row of the version's per-ticker test scores, else (a
-    ticker it was not tested on) its pooled scores in log units, from its latest judgement or its run; and which."""
+    ticker it was not tested on) its pooled scores in log units, from its latest judgement or its run; and, for
+    such a ticker, a note saying so (empty for a ticker it was tested on)."""
     table = global_runs.evaluation_by_ticker(version.run_id)
     if ticker in table.index:
-        return {k: float(v) for k, v in table.loc[ticker].items()}, f"on {ticker}'s test days"
-    where = f"pooled over its tickers' test days (log units): never tested on {ticker}"
+        return {k: float(v) for k, v in table.loc[ticker].items()}, ""
+    unseen = f"pooled over its tickers' test days (log units): never tested on {ticker}"
     if "eval.mae" in (version.tags or {}):  # its latest judgement's
-        return latest_evaluation(version), where
-    return pooled_evaluation(runs.run_data(version.run_id)[0]), where
+        return latest_evaluation(version), unseen
+    return pooled_evaluation(runs.run_data(version.run_id)[0]), unseen
 
 
 def choose_global(ticker: str, requested: str | None = None) -> registry.ModelRef:
@@ -94,14 +95,15 @@ def choose_global(ticker: str, requested: str | None = None) -> registry.ModelRe
     """
     default = registry.forecast_model(GLOBAL)
     version = registry.version(GLOBAL, requested or default.version)
-    evaluation, where = global_evaluation(ticker, version)
-    verdict = f"{describe(version.version, evaluation)} {where}"
+    evaluation, unseen = global_evaluation(ticker, version)
+    tested = f"on {ticker}'s test days"
+    verdict = f"{describe(version.version, evaluation)} {unseen or tested}"
     out = demoted(version, ticker)
     if requested:
         note = f"asked for; it {'beats' if beats(evaluation) else 'does NOT beat'} the better of naive and last price: "
         return registry.ModelRef(version.name, requested, version.run_id, "requested", note=note + verdict)
     if beats(evaluation) and not out:
-        note = "" if ticker in global_runs.evaluation_by_ticker(version.run_id).index else verdict
+        note = verdict if unseen else ""
         return registry.ModelRef(version.name, default.version, version.run_id, default.alias, note=note)
     baseline, _ = best_baseline(evaluation)
     note = f"the global network does not beat the better of naive and last price for {ticker} ({verdict})"

@@ -134,11 +134,10 @@ def global_range(
 
     No `var0`: the served model starts its filter from the variance of the history it is sent, whichever series.
     """
-    scores = []
+    scores, days = [], dict(tuple(evaluation.predictions.groupby("ticker", sort=False)))
     for ticker, split in splits.items():
-        days = evaluation.predictions[evaluation.predictions["ticker"] == ticker]
         prices = split.train[target].to_numpy(dtype="float64")
-        scores += ranges.fit_range("conformal_ewma", levels, "network", prices, days)["scores"]
+        scores += ranges.fit_range("conformal_ewma", levels, "network", prices, days[ticker])["scores"]
     if len(scores) > MAX_SCORES:
         scores = [scores[i] for i in np.linspace(0, len(scores) - 1, MAX_SCORES).round().astype(int)]
     return {
